@@ -27,13 +27,11 @@ SectionKey SectionKey::parse(ByteView bytes) {
   return SectionKey(secret_from<kSectionKeySize>(bytes, "a section key"));
 }
 
-SectionKey SectionKey::derive(const SecretArray<32>& master, std::uint64_t id,
-                              KdfContext context) {
+SectionKey SectionKey::derive(const SecretArray<32>& master, std::uint64_t id, KdfContext context) {
   return SectionKey(derive_subkey32(master, id, context));
 }
 
-Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad,
-                          ByteView ciphertext) {
+Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad, ByteView ciphertext) {
   // Keyed BLAKE2b-256 over nonce || u64le(len(AD)) || AD || ciphertext-with-tag. The length
   // prefix keeps the AD/ciphertext boundary unambiguous.
   crypto_generichash_state st;
@@ -51,8 +49,7 @@ Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad,
   return out;
 }
 
-Bytes seal_with_nonce(const SectionKey& key, const Nonce& nonce, ByteView plaintext,
-                      ByteView ad) {
+Bytes seal_with_nonce(const SectionKey& key, const Nonce& nonce, ByteView plaintext, ByteView ad) {
   ensure_initialized();
   Bytes out(kSealedOverhead + plaintext.size());
   std::uint8_t* ct = out.data() + kNonceSize + kCommitmentSize;

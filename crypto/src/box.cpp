@@ -43,8 +43,7 @@ std::optional<SecretBytes> open_sealed(const BoxSecretKey& recipient, ByteView s
   if (sealed.size() < kSealOverhead) return std::nullopt;
   SecretBytes out(sealed.size() - kSealOverhead);
   if (crypto_box_seal_open(out.data(), sealed.data(), sealed.size(),
-                           recipient.public_key().bytes().data(),
-                           recipient.secret().data()) != 0) {
+                           recipient.public_key().bytes().data(), recipient.secret().data()) != 0) {
     return std::nullopt;
   }
   return out;

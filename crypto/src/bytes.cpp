@@ -66,9 +66,9 @@ void random_fill(std::uint8_t* out, std::size_t size) {
 
 void copy_exact(ByteView bytes, std::uint8_t* out, std::size_t size, const char* what) {
   if (bytes.size() != size) {
-    throw KeyFormatError(ErrorCode::kInvalidLength,
-                         std::string(what) + " must be " + std::to_string(size) +
-                             " bytes, got " + std::to_string(bytes.size()));
+    throw KeyFormatError(ErrorCode::kInvalidLength, std::string(what) + " must be " +
+                                                        std::to_string(size) + " bytes, got " +
+                                                        std::to_string(bytes.size()));
   }
   std::copy(bytes.begin(), bytes.end(), out);
 }
@@ -127,8 +127,7 @@ std::uint64_t ByteReader::u64() {
 ByteView ByteReader::prefixed(std::size_t max) {
   std::uint32_t n = u32();
   if (n > max) {
-    throw KeyFormatError(ErrorCode::kInvalidLength, what_ + " has a field of " +
-                                                        std::to_string(n) +
+    throw KeyFormatError(ErrorCode::kInvalidLength, what_ + " has a field of " + std::to_string(n) +
                                                         " bytes; at most " + std::to_string(max) +
                                                         " are allowed");
   }

@@ -20,8 +20,7 @@ Envelope Envelope::create(const SectionKey& key, ByteView context, const BoxPubl
                          "an envelope context may be at most 1024 bytes");
   }
   Bytes sealed = seal_to(recipient, key.secret().view());
-  Signature sig =
-      sender.sign(labels::kEnvelope, envelope_body(context, recipient, sealed));
+  Signature sig = sender.sign(labels::kEnvelope, envelope_body(context, recipient, sealed));
   return Envelope(Bytes(context.begin(), context.end()), recipient, std::move(sealed), sig);
 }
 
@@ -29,9 +28,9 @@ Envelope Envelope::parse(ByteView bytes) {
   ByteReader r(bytes, "envelope");
   std::uint8_t version = r.u8();
   if (version != kEnvelopeVersion) {
-    throw KeyFormatError(ErrorCode::kUnsupportedFormat,
-                         "envelope version " + std::to_string(version) +
-                             " is not supported; update the app");
+    throw KeyFormatError(
+        ErrorCode::kUnsupportedFormat,
+        "envelope version " + std::to_string(version) + " is not supported; update the app");
   }
   ByteView context = r.prefixed(kMaxEnvelopeContext);
   BoxPublicKey recipient = BoxPublicKey::parse(r.raw(kBoxKeySize));

@@ -13,9 +13,9 @@ namespace kith::crypto {
 namespace {
 void check_out_len(std::size_t out_len) {
   if (out_len < crypto_generichash_BYTES_MIN || out_len > crypto_generichash_BYTES_MAX) {
-    throw KeyFormatError(ErrorCode::kInvalidLength,
-                         "BLAKE2b output must be 16..64 bytes, asked for " +
-                             std::to_string(out_len));
+    throw KeyFormatError(
+        ErrorCode::kInvalidLength,
+        "BLAKE2b output must be 16..64 bytes, asked for " + std::to_string(out_len));
   }
 }
 void check_key_len(std::size_t key_len) {
@@ -87,8 +87,9 @@ SecretBytes derive_subkey(const SecretArray<32>& master, std::uint64_t id, KdfCo
                           std::size_t out_len) {
   ensure_initialized();
   if (out_len < crypto_kdf_BYTES_MIN || out_len > crypto_kdf_BYTES_MAX) {
-    throw KeyFormatError(ErrorCode::kInvalidLength,
-                         "a derived key must be 16..64 bytes, asked for " + std::to_string(out_len));
+    throw KeyFormatError(
+        ErrorCode::kInvalidLength,
+        "a derived key must be 16..64 bytes, asked for " + std::to_string(out_len));
   }
   SecretBytes out(out_len);
   crypto_kdf_derive_from_key(out.data(), out_len, id, context.c_str(), master.data());

@@ -40,9 +40,9 @@ DeviceCertificate DeviceCertificate::parse(ByteView bytes) {
   ByteReader r(bytes, "device certificate");
   std::uint8_t version = r.u8();
   if (version != kDeviceCertificateVersion) {
-    throw KeyFormatError(ErrorCode::kUnsupportedFormat,
-                         "device certificate version " + std::to_string(version) +
-                             " is not supported; update the app");
+    throw KeyFormatError(ErrorCode::kUnsupportedFormat, "device certificate version " +
+                                                            std::to_string(version) +
+                                                            " is not supported; update the app");
   }
   VerifyKey identity = VerifyKey::parse(r.raw(32));
   VerifyKey device_signing = VerifyKey::parse(r.raw(32));
@@ -73,8 +73,8 @@ SecretBytes DeviceSecrets::serialize() const {
   SecretBytes out(1 + 3 * 32);
   std::uint8_t* p = out.data();
   *p++ = kDeviceSecretsVersion;
-  for (ByteView part : {identity.seed().view(), device.signing.seed().view(),
-                        device.encryption.secret().view()}) {
+  for (ByteView part :
+       {identity.seed().view(), device.signing.seed().view(), device.encryption.secret().view()}) {
     std::copy(part.begin(), part.end(), p);
     p += part.size();
   }
@@ -86,9 +86,9 @@ DeviceSecrets DeviceSecrets::parse(ByteView bytes) {
     throw KeyFormatError(ErrorCode::kInvalidLength, "device secrets must be 97 bytes");
   }
   if (bytes[0] != kDeviceSecretsVersion) {
-    throw KeyFormatError(ErrorCode::kUnsupportedFormat,
-                         "device secrets version " + std::to_string(bytes[0]) +
-                             " is not supported; update the app");
+    throw KeyFormatError(
+        ErrorCode::kUnsupportedFormat,
+        "device secrets version " + std::to_string(bytes[0]) + " is not supported; update the app");
   }
   return DeviceSecrets{SigningKey::parse(bytes.subspan(1, 32)),
                        DeviceKeys{SigningKey::parse(bytes.subspan(33, 32)),

@@ -34,13 +34,13 @@ static_assert(crypto_pwhash_ALG_ARGON2ID13 == kAlgArgon2id13);
 static_assert(kSaltSize == 16);
 
 [[noreturn]] void corrupt(const std::string& why) {
-  throw KeyStoreError(ErrorCode::kCorruptKeyFile,
-                      "the key file is damaged (" + why +
-                          "); restore it from a backup or use your recovery key");
+  throw KeyStoreError(
+      ErrorCode::kCorruptKeyFile,
+      "the key file is damaged (" + why + "); restore it from a backup or use your recovery key");
 }
 
-SecretArray<32> derive_file_key(std::string_view passphrase, ByteView salt,
-                                std::uint64_t opslimit, std::uint64_t memlimit) {
+SecretArray<32> derive_file_key(std::string_view passphrase, ByteView salt, std::uint64_t opslimit,
+                                std::uint64_t memlimit) {
   SecretArray<32> key;
   if (crypto_pwhash(key.data(), key.size(), passphrase.data(), passphrase.size(), salt.data(),
                     opslimit, static_cast<std::size_t>(memlimit),
@@ -61,8 +61,7 @@ void check_params(const PwhashParams& p) {
 }
 
 [[noreturn]] void io_error(const std::string& what, const std::filesystem::path& path) {
-  throw KeyStoreError(ErrorCode::kIo,
-                      what + " " + path.string() + ": " + std::strerror(errno));
+  throw KeyStoreError(ErrorCode::kIo, what + " " + path.string() + ": " + std::strerror(errno));
 }
 
 }  // namespace

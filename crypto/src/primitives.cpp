@@ -51,8 +51,7 @@ void check_key_and_nonce(ByteView key, ByteView nonce) {
     throw KeyFormatError(ErrorCode::kInvalidLength, "an XChaCha20-Poly1305 key must be 32 bytes");
   }
   if (nonce.size() != kXChaChaNonceSize) {
-    throw KeyFormatError(ErrorCode::kInvalidLength,
-                         "an XChaCha20-Poly1305 nonce must be 24 bytes");
+    throw KeyFormatError(ErrorCode::kInvalidLength, "an XChaCha20-Poly1305 nonce must be 24 bytes");
   }
 }
 }  // namespace

@@ -158,7 +158,8 @@ RecoveryKey RecoveryKey::parse(std::string_view text) {
   for (int s = 0; s < kSymbols; ++s) {
     for (int b = 0; b < 5; ++b) {
       int bit = s * 5 + b;
-      if ((symbols[s] >> (4 - b)) & 1) bits[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
+      if ((symbols[s] >> (4 - b)) & 1)
+        bits[bit / 8] |= static_cast<std::uint8_t>(0x80 >> (bit % 8));
     }
   }
   auto secret = secret_from<kRecoverySecretSize>(ByteView(bits.data(), kRecoverySecretSize),

@@ -55,8 +55,8 @@ TEST_F(SealedContent, DoesNotOpenUnderAnotherKey) {
 }
 
 TEST_F(SealedContent, DoesNotOpenTruncatedOrExtended) {
-  for (std::size_t n : {std::size_t{0}, std::size_t{1}, kNonceSize, kSealedOverhead - 1,
-                        sealed.size() - 1}) {
+  for (std::size_t n :
+       {std::size_t{0}, std::size_t{1}, kNonceSize, kSealedOverhead - 1, sealed.size() - 1}) {
     EXPECT_FALSE(open(key, ByteView(sealed).first(n), ad).has_value()) << n << " bytes";
   }
   Bytes extended = sealed;
@@ -73,7 +73,8 @@ TEST_F(SealedContent, CommitmentIsCheckedBeforeDecryption) {
   // And the tag depends on the key: the same nonce/AD/ciphertext under another key differs.
   ByteView nonce = ByteView(sealed).first(kNonceSize);
   ByteView ct = ByteView(sealed).subspan(kNonceSize + kCommitmentSize);
-  EXPECT_NE(commitment_tag(key, nonce, ad, ct), commitment_tag(SectionKey::generate(), nonce, ad, ct));
+  EXPECT_NE(commitment_tag(key, nonce, ad, ct),
+            commitment_tag(SectionKey::generate(), nonce, ad, ct));
 }
 
 TEST(SealedContentEmpty, SealsAndOpensEmptyPlaintextAndAd) {

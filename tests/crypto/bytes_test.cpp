@@ -44,7 +44,12 @@ TEST(ConstantTimeEqual, ComparesContentAndLength) {
 TEST(ByteWriter, WritesLittleEndianAndLengthPrefixes) {
   ByteWriter w;
   w.u8(1).u32(0x04030201).u64(0x0807060504030201ull).prefixed(std::string_view("ab"));
-  EXPECT_EQ(to_hex(w.bytes()), "01" "01020304" "0102030405060708" "02000000" "6162");
+  EXPECT_EQ(to_hex(w.bytes()),
+            "01"
+            "01020304"
+            "0102030405060708"
+            "02000000"
+            "6162");
 }
 
 TEST(ByteReader, ReadsWhatTheWriterWrote) {

@@ -54,7 +54,8 @@ TEST_F(EnvelopeTest, ServerCannotSubstituteAKeyOfItsOwn) {
   Bytes forged_sealed = seal_to(member_device.public_key(), server_key.secret().view());
   Bytes bytes = env.serialize();
   std::size_t sealed_at = bytes.size() - kSignatureSize - kEnvelopeSealedSize;
-  std::copy(forged_sealed.begin(), forged_sealed.end(), bytes.begin() + static_cast<long>(sealed_at));
+  std::copy(forged_sealed.begin(), forged_sealed.end(),
+            bytes.begin() + static_cast<long>(sealed_at));
   Envelope forged = Envelope::parse(bytes);
   EXPECT_FALSE(forged.verify(granter.public_key()));
   EXPECT_FALSE(forged.open(member_device, granter.public_key(), context).has_value());

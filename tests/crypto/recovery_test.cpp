@@ -60,8 +60,10 @@ TEST(RecoveryKey, AcceptsWhatPeopleWriteDown) {
   // O for 0, I and L for 1: letters a person may read into the digits.
   std::string confusable = text;
   for (char& c : confusable) {
-    if (c == '0') c = 'O';
-    else if (c == '1') c = 'l';
+    if (c == '0')
+      c = 'O';
+    else if (c == '1')
+      c = 'l';
   }
   for (const std::string& t : {lower, spaced, joined, lines, "  " + text + "\n", confusable}) {
     EXPECT_TRUE(RecoveryKey::parse(t).secret() == key.secret()) << t;

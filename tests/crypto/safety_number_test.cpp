@@ -14,8 +14,8 @@ TEST(SafetyNumber, IsTheSameOnBothSides) {
 }
 
 TEST(SafetyNumber, IsSixtyDigitsInTwelveGroups) {
-  std::string n = safety_number(SigningKey::generate().public_key(),
-                                SigningKey::generate().public_key());
+  std::string n =
+      safety_number(SigningKey::generate().public_key(), SigningKey::generate().public_key());
   ASSERT_EQ(n.size(), 60u + 11);
   for (std::size_t i = 0; i < n.size(); ++i) {
     if (i % 6 == 5) {

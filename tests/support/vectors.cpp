@@ -23,8 +23,8 @@ nlohmann::json load_json(const std::filesystem::path& path) {
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("test vectors in " + path.string() + " are not valid JSON: " +
-                             e.what());
+    throw std::runtime_error("test vectors in " + path.string() +
+                             " are not valid JSON: " + e.what());
   }
 }
 

@@ -61,7 +61,6 @@ Bytes seal_with_nonce(const SectionKey& key, const Nonce& nonce, ByteView plaint
 // from what was sealed or `sealed` is too short.
 std::optional<SecretBytes> open(const SectionKey& key, ByteView sealed, ByteView ad);
 // The commitment tag over (nonce, AD, ciphertext-with-tag), as defined in docs/PROTOCOL.md.
-Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad,
-                          ByteView ciphertext);
+Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad, ByteView ciphertext);
 
 }  // namespace kith::crypto

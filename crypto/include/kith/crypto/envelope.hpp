@@ -47,7 +47,9 @@ class Envelope {
 
  private:
   Envelope(Bytes context, const BoxPublicKey& recipient, Bytes sealed, const Signature& sig)
-      : context_(std::move(context)), recipient_(recipient), sealed_(std::move(sealed)),
+      : context_(std::move(context)),
+        recipient_(recipient),
+        sealed_(std::move(sealed)),
         signature_(sig) {}
   Bytes context_;
   BoxPublicKey recipient_;

@@ -13,17 +13,17 @@
 namespace kith::crypto {
 
 enum class ErrorCode {
-  kInitFailed,         // libsodium could not be initialised
-  kInvalidLength,      // a key, nonce, signature or buffer has the wrong size
-  kInvalidEncoding,    // hex, label or structure could not be parsed
-  kInvalidKey,         // the bytes have the right size but are not a usable key
-  kWrongPassphrase,    // the key file is intact but the passphrase does not open it
-  kCorruptKeyFile,     // the key file is damaged or truncated
-  kUnsupportedFormat,  // a key file or structure from a newer or unknown version
-  kRecoveryKeyFormat,  // the recovery key has the wrong shape (characters, groups)
-  kRecoveryKeyTypo,    // one group of the recovery key does not match its check character
+  kInitFailed,           // libsodium could not be initialised
+  kInvalidLength,        // a key, nonce, signature or buffer has the wrong size
+  kInvalidEncoding,      // hex, label or structure could not be parsed
+  kInvalidKey,           // the bytes have the right size but are not a usable key
+  kWrongPassphrase,      // the key file is intact but the passphrase does not open it
+  kCorruptKeyFile,       // the key file is damaged or truncated
+  kUnsupportedFormat,    // a key file or structure from a newer or unknown version
+  kRecoveryKeyFormat,    // the recovery key has the wrong shape (characters, groups)
+  kRecoveryKeyTypo,      // one group of the recovery key does not match its check character
   kRecoveryKeyChecksum,  // every group checks, but the whole key does not
-  kIo,                 // reading or writing a key file failed
+  kIo,                   // reading or writing a key file failed
 };
 
 // Stable, lower-case identifier for a code, e.g. "wrong_passphrase".

@@ -49,8 +49,11 @@ class DeviceCertificate {
   DeviceCertificate(const VerifyKey& identity, const VerifyKey& device_signing,
                     const BoxPublicKey& device_encryption, std::uint64_t issued_at,
                     const Signature& signature)
-      : identity_(identity), device_signing_(device_signing),
-        device_encryption_(device_encryption), issued_at_(issued_at), signature_(signature) {}
+      : identity_(identity),
+        device_signing_(device_signing),
+        device_encryption_(device_encryption),
+        issued_at_(issued_at),
+        signature_(signature) {}
   VerifyKey identity_;
   VerifyKey device_signing_;
   BoxPublicKey device_encryption_;

@@ -31,9 +31,7 @@ class SignatureLabel {
     }
   }
   std::string_view text() const noexcept { return text_; }
-  friend bool operator==(SignatureLabel a, SignatureLabel b) noexcept {
-    return a.text_ == b.text_;
-  }
+  friend bool operator==(SignatureLabel a, SignatureLabel b) noexcept { return a.text_ == b.text_; }
 
  private:
   std::string_view text_;
