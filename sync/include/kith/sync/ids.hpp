@@ -1,0 +1,63 @@
+// Identifiers shared by every part of sync: plans, ops, accounts and devices.
+//
+// PlanId and OpId are 16 random bytes chosen by a client (an op id chosen before the first push
+// is what makes a retried push idempotent). AccountId is the account's Ed25519 identity public
+// key and DeviceId the device's Ed25519 signing public key, so an id is also the key that checks
+// its signatures. Every id prints as lower-case hex and parses back (`parse` throws SyncError
+// with code kMalformed on a wrong length or a non-hex character). Values; thread-safe.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "kith/crypto/bytes.hpp"
+
+namespace kith::sync {
+
+using crypto::Bytes;
+using crypto::ByteView;
+
+template <std::size_t N, class Tag>
+class FixedId {
+ public:
+  static constexpr std::size_t kSize = N;
+
+  FixedId() { bytes_.fill(0); }
+  // Throws SyncError(kMalformed) unless `bytes` has exactly N bytes.
+  static FixedId from_bytes(ByteView bytes);
+  static FixedId parse(std::string_view hex);
+  // N random bytes (libsodium's CSPRNG).
+  static FixedId random();
+
+  ByteView bytes() const noexcept { return {bytes_.data(), N}; }
+  std::string hex() const { return crypto::to_hex(bytes()); }
+  // The first 8 hex digits, for logs and people; never used as an identifier.
+  std::string short_hex() const { return hex().substr(0, 8); }
+  bool is_zero() const noexcept {
+    for (auto b : bytes_) {
+      if (b) return false;
+    }
+    return true;
+  }
+
+  friend auto operator<=>(const FixedId&, const FixedId&) = default;
+  friend bool operator==(const FixedId&, const FixedId&) = default;
+
+ private:
+  std::array<std::uint8_t, N> bytes_;
+};
+
+struct PlanTag;
+struct OpTag;
+struct AccountTag;
+struct DeviceTag;
+
+using PlanId = FixedId<16, PlanTag>;
+using OpId = FixedId<16, OpTag>;
+using AccountId = FixedId<32, AccountTag>;  // identity public key
+using DeviceId = FixedId<32, DeviceTag>;    // device signing public key
+
+}  // namespace kith::sync
