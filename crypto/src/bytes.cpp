@@ -78,6 +78,12 @@ ByteWriter& ByteWriter::u8(std::uint8_t v) {
   return *this;
 }
 
+ByteWriter& ByteWriter::u16(std::uint16_t v) {
+  out_.push_back(static_cast<std::uint8_t>(v));
+  out_.push_back(static_cast<std::uint8_t>(v >> 8));
+  return *this;
+}
+
 ByteWriter& ByteWriter::u32(std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out_.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
   return *this;
@@ -109,6 +115,11 @@ ByteView ByteReader::raw(std::size_t n) {
 }
 
 std::uint8_t ByteReader::u8() { return raw(1)[0]; }
+
+std::uint16_t ByteReader::u16() {
+  ByteView b = raw(2);
+  return static_cast<std::uint16_t>(b[0] | (b[1] << 8));
+}
 
 std::uint32_t ByteReader::u32() {
   ByteView b = raw(4);

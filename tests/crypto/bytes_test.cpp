@@ -43,9 +43,10 @@ TEST(ConstantTimeEqual, ComparesContentAndLength) {
 
 TEST(ByteWriter, WritesLittleEndianAndLengthPrefixes) {
   ByteWriter w;
-  w.u8(1).u32(0x04030201).u64(0x0807060504030201ull).prefixed(std::string_view("ab"));
+  w.u8(1).u16(0x0201).u32(0x04030201).u64(0x0807060504030201ull).prefixed(std::string_view("ab"));
   EXPECT_EQ(to_hex(w.bytes()),
             "01"
+            "0102"
             "01020304"
             "0102030405060708"
             "02000000"
@@ -54,10 +55,11 @@ TEST(ByteWriter, WritesLittleEndianAndLengthPrefixes) {
 
 TEST(ByteReader, ReadsWhatTheWriterWrote) {
   ByteWriter w;
-  w.u8(7).u32(70000).u64(1ull << 40).prefixed(std::string_view("hello"));
+  w.u8(7).u16(65000).u32(70000).u64(1ull << 40).prefixed(std::string_view("hello"));
   Bytes bytes = w.bytes();
   ByteReader r(bytes, "test structure");
   EXPECT_EQ(r.u8(), 7);
+  EXPECT_EQ(r.u16(), 65000);
   EXPECT_EQ(r.u32(), 70000u);
   EXPECT_EQ(r.u64(), 1ull << 40);
   ByteView s = r.prefixed(16);

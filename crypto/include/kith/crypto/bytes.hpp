@@ -37,6 +37,7 @@ class ByteWriter {
   explicit ByteWriter(std::size_t reserve) { out_.reserve(reserve); }
 
   ByteWriter& u8(std::uint8_t v);
+  ByteWriter& u16(std::uint16_t v);  // little-endian
   ByteWriter& u32(std::uint32_t v);  // little-endian
   ByteWriter& u64(std::uint64_t v);  // little-endian
   ByteWriter& raw(ByteView v);
@@ -59,6 +60,7 @@ class ByteReader {
   ByteReader(ByteView in, std::string_view what) : in_(in), what_(what) {}
 
   std::uint8_t u8();
+  std::uint16_t u16();
   std::uint32_t u32();
   std::uint64_t u64();
   ByteView raw(std::size_t n);

@@ -1,0 +1,124 @@
+// Per-author op chains and the signed heads that cover them.
+//
+// Each device numbers its ops per section (1, 2, 3, ...) and links each to the hash of the one
+// before, so the server cannot drop, reorder or replay an author's ops unnoticed. Instead of
+// signing every op, the author signs the head of its chain once per pushed batch; a reader
+// accepts an op only once a signed head covers it, so checking a batch costs one signature and
+// a hash per op. Layouts: docs/PROTOCOL.md, "Chains and heads".
+//
+// ChainWriter (the authoring side) and ChainVerifier (the reading side) are not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "kith/crypto/sign.hpp"
+#include "kith/sync/error.hpp"
+#include "kith/sync/op.hpp"
+
+namespace kith::sync {
+
+struct ChainHead {
+  PlanId plan;
+  Section section = Section::parse("profile");
+  DeviceId author;
+  std::uint64_t seq = 0;
+  OpHash hash{};
+
+  // u8(1) || plan (16) || u8(len(section)) || section || author (32) || u64(seq) || hash (32)
+  Bytes serialize() const;
+  // Throws SyncError(kMalformed).
+  static ChainHead parse(ByteView bytes);
+};
+
+struct SignedHead {
+  Bytes head;                   // ChainHead::serialize()
+  crypto::Signature signature;  // by the author device, label kith/v1/op-batch-head
+
+  static SignedHead sign(const ChainHead& head, const crypto::SigningKey& device);
+  // The head if it parses and its author's device key signed it; nullopt otherwise.
+  std::optional<ChainHead> verify() const;
+};
+
+// One author's chain in one section, as a key.
+struct ChainKey {
+  DeviceId author;
+  Section section = Section::parse("profile");
+  friend auto operator<=>(const ChainKey&, const ChainKey&) = default;
+};
+
+// Numbers and links this device's ops, and signs heads. Restore it from the device's stored ops
+// with `restore` so numbering continues after a restart.
+class ChainWriter {
+ public:
+  ChainWriter(PlanId plan, const crypto::SigningKey& device);
+
+  // Fills author, author_seq and prev of `header` for its section, and records the op's hash
+  // once sealed via `append`.
+  void stamp(OpHeader& header) const;
+  void append(const OpHeader& header, const Op& op);
+  void restore(const Section& section, std::uint64_t seq, const OpHash& hash);
+  // A signed head over the latest op in `section`; nullopt if this device wrote none there.
+  std::optional<SignedHead> head(const Section& section) const;
+
+ private:
+  struct Tip {
+    std::uint64_t seq = 0;
+    OpHash hash{};
+  };
+  PlanId plan_;
+  const crypto::SigningKey* device_;
+  std::map<Section, Tip> tips_;
+};
+
+struct ChainProblem {
+  SyncErrorCode code;  // kChainGap, kChainFork, kChainReplay, kBadSignature, kMalformed
+  ChainKey chain;
+  std::uint64_t seq = 0;
+  std::string message;
+};
+
+struct AcceptedOp {
+  OpHeader header;
+  Op op;
+  OpHash hash{};
+};
+
+struct ChainOutcome {
+  std::vector<AcceptedOp> accepted;  // newly covered by a signed head, in chain order
+  std::vector<ChainProblem> problems;
+  std::size_t duplicates = 0;  // ops already accepted or already waiting, ignored
+};
+
+// Verifies the chains of one plan. Ops wait until a verified head covers them; a head beyond
+// the ops received so far waits for them (and is reported as a gap).
+class ChainVerifier {
+ public:
+  explicit ChainVerifier(PlanId plan) : plan_(plan) {}
+
+  ChainOutcome add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads);
+  // Marks an op as accepted without checks, e.g. when reloading ops this device verified before.
+  void restore(const OpHeader& header, const OpHash& hash);
+
+  // Highest accepted sequence number of a chain (0 if none).
+  std::uint64_t accepted_seq(const ChainKey& chain) const;
+  std::size_t pending_ops() const;
+
+ private:
+  struct Chain {
+    std::vector<OpHash> accepted;  // hash of op seq = index + 1
+    std::map<std::uint64_t, AcceptedOp> pending;
+    std::optional<ChainHead> best_head;  // verified, not yet fully covered
+  };
+  void try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out);
+
+  PlanId plan_;
+  std::map<ChainKey, Chain> chains_;
+  std::map<OpId, OpHash> op_ids_;  // every op id accepted or pending, with its hash
+};
+
+}  // namespace kith::sync

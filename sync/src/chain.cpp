@@ -1,0 +1,235 @@
+#include "kith/sync/chain.hpp"
+
+#include "kith/crypto/error.hpp"
+
+namespace kith::sync {
+
+namespace {
+constexpr std::uint8_t kHeadVersion = 1;
+
+std::string where(const ChainKey& key, std::uint64_t seq) {
+  return "device " + key.author.short_hex() + "'s op " + std::to_string(seq) + " in " +
+         key.section.name();
+}
+}  // namespace
+
+Bytes ChainHead::serialize() const {
+  crypto::ByteWriter w(128);
+  w.u8(kHeadVersion)
+      .raw(plan.bytes())
+      .u8(static_cast<std::uint8_t>(section.name().size()))
+      .raw(section.name())
+      .raw(author.bytes())
+      .u64(seq)
+      .raw(hash);
+  return std::move(w).take();
+}
+
+ChainHead ChainHead::parse(ByteView bytes) {
+  crypto::ByteReader r(bytes, "chain head");
+  try {
+    ChainHead h;
+    if (r.u8() != kHeadVersion) {
+      throw SyncError(SyncErrorCode::kMalformed, "chain head version is not supported");
+    }
+    h.plan = PlanId::from_bytes(r.raw(PlanId::kSize));
+    ByteView name = r.raw(r.u8());
+    h.section =
+        Section::parse(std::string_view(reinterpret_cast<const char*>(name.data()), name.size()));
+    h.author = DeviceId::from_bytes(r.raw(DeviceId::kSize));
+    h.seq = r.u64();
+    ByteView hash = r.raw(h.hash.size());
+    std::copy(hash.begin(), hash.end(), h.hash.begin());
+    r.expect_end();
+    if (h.seq == 0) throw SyncError(SyncErrorCode::kMalformed, "chain head has sequence 0");
+    return h;
+  } catch (const crypto::KeyFormatError& e) {
+    throw SyncError(SyncErrorCode::kMalformed, e.what());
+  }
+}
+
+SignedHead SignedHead::sign(const ChainHead& head, const crypto::SigningKey& device) {
+  SignedHead s;
+  s.head = head.serialize();
+  s.signature = device.sign(crypto::labels::kOpBatchHead, s.head);
+  return s;
+}
+
+std::optional<ChainHead> SignedHead::verify() const {
+  try {
+    ChainHead h = ChainHead::parse(head);
+    auto key = crypto::VerifyKey::parse(h.author.bytes());
+    if (!key.verify(crypto::labels::kOpBatchHead, head, signature)) return std::nullopt;
+    return h;
+  } catch (const SyncError&) {
+    return std::nullopt;
+  }
+}
+
+ChainWriter::ChainWriter(PlanId plan, const crypto::SigningKey& device)
+    : plan_(plan), device_(&device) {}
+
+void ChainWriter::stamp(OpHeader& header) const {
+  header.author = DeviceId::from_bytes(device_->public_key().bytes());
+  auto it = tips_.find(header.section);
+  header.author_seq = it == tips_.end() ? 1 : it->second.seq + 1;
+  header.prev = it == tips_.end() ? OpHash{} : it->second.hash;
+}
+
+void ChainWriter::append(const OpHeader& header, const Op& op) {
+  tips_[header.section] = Tip{header.author_seq, op.hash()};
+}
+
+void ChainWriter::restore(const Section& section, std::uint64_t seq, const OpHash& hash) {
+  tips_[section] = Tip{seq, hash};
+}
+
+std::optional<SignedHead> ChainWriter::head(const Section& section) const {
+  auto it = tips_.find(section);
+  if (it == tips_.end()) return std::nullopt;
+  ChainHead h{plan_, section, DeviceId::from_bytes(device_->public_key().bytes()), it->second.seq,
+              it->second.hash};
+  return SignedHead::sign(h, *device_);
+}
+
+void ChainVerifier::restore(const OpHeader& header, const OpHash& hash) {
+  Chain& c = chains_[ChainKey{header.author, header.section}];
+  if (header.author_seq == c.accepted.size() + 1) c.accepted.push_back(hash);
+  op_ids_[header.op_id] = hash;
+}
+
+std::uint64_t ChainVerifier::accepted_seq(const ChainKey& chain) const {
+  auto it = chains_.find(chain);
+  return it == chains_.end() ? 0 : it->second.accepted.size();
+}
+
+std::size_t ChainVerifier::pending_ops() const {
+  std::size_t n = 0;
+  for (const auto& [key, chain] : chains_) n += chain.pending.size();
+  return n;
+}
+
+ChainOutcome ChainVerifier::add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads) {
+  ChainOutcome out;
+  std::set<ChainKey> touched;
+
+  for (const Op& op : ops) {
+    OpHeader header;
+    try {
+      header = OpHeader::parse(op.header);
+    } catch (const SyncError& e) {
+      out.problems.push_back({SyncErrorCode::kMalformed, {}, 0, e.what()});
+      continue;
+    }
+    ChainKey key{header.author, header.section};
+    if (header.plan != plan_) {
+      out.problems.push_back({SyncErrorCode::kMalformed, key, header.author_seq,
+                              where(key, header.author_seq) + " belongs to another plan"});
+      continue;
+    }
+    OpHash hash = op.hash();
+    if (auto seen = op_ids_.find(header.op_id); seen != op_ids_.end()) {
+      if (seen->second == hash) {
+        ++out.duplicates;
+      } else {
+        out.problems.push_back({SyncErrorCode::kChainReplay, key, header.author_seq,
+                                where(key, header.author_seq) +
+                                    " reuses the id of an earlier op with different content"});
+      }
+      continue;
+    }
+    Chain& chain = chains_[key];
+    if (header.author_seq <= chain.accepted.size()) {
+      // An op id we have not seen at a position already filled: a second history.
+      out.problems.push_back({SyncErrorCode::kChainFork, key, header.author_seq,
+                              where(key, header.author_seq) +
+                                  " differs from the one already accepted: the author's "
+                                  "history was forked"});
+      continue;
+    }
+    auto [it, inserted] = chain.pending.emplace(header.author_seq, AcceptedOp{header, op, hash});
+    if (!inserted) {
+      out.problems.push_back({SyncErrorCode::kChainFork, key, header.author_seq,
+                              where(key, header.author_seq) +
+                                  " arrived in two different versions: the author's history "
+                                  "was forked"});
+      continue;
+    }
+    op_ids_[header.op_id] = hash;
+    touched.insert(key);
+  }
+
+  for (const SignedHead& signed_head : heads) {
+    auto head = signed_head.verify();
+    if (!head) {
+      out.problems.push_back({SyncErrorCode::kBadSignature,
+                              {},
+                              0,
+                              "a chain head's signature does not verify; its ops were not "
+                              "accepted"});
+      continue;
+    }
+    ChainKey key{head->author, head->section};
+    if (head->plan != plan_) {
+      out.problems.push_back(
+          {SyncErrorCode::kMalformed, key, head->seq, "a chain head belongs to another plan"});
+      continue;
+    }
+    Chain& chain = chains_[key];
+    if (head->seq <= chain.accepted.size()) {
+      if (chain.accepted[head->seq - 1] != head->hash) {
+        out.problems.push_back({SyncErrorCode::kChainFork, key, head->seq,
+                                where(key, head->seq) +
+                                    " is signed with a hash that differs from the accepted op: "
+                                    "the author's history was forked"});
+      }
+      continue;  // an old head that agrees: nothing new
+    }
+    if (!chain.best_head || chain.best_head->seq < head->seq) chain.best_head = head;
+    touched.insert(key);
+  }
+
+  for (const ChainKey& key : touched) try_advance(chains_[key], key, out);
+  return out;
+}
+
+void ChainVerifier::try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out) {
+  if (!chain.best_head) return;
+  const ChainHead head = *chain.best_head;
+  std::uint64_t from = chain.accepted.size() + 1;
+  // Every op from the accepted tip to the head must be here and linked.
+  for (std::uint64_t seq = from; seq <= head.seq; ++seq) {
+    auto it = chain.pending.find(seq);
+    if (it == chain.pending.end()) {
+      out.problems.push_back({SyncErrorCode::kChainGap, key, seq,
+                              where(key, seq) + " is missing (the signed head is at " +
+                                  std::to_string(head.seq) + "); waiting for it"});
+      return;
+    }
+    const OpHash& prev =
+        seq == 1 ? OpHash{}
+                 : (seq == from ? chain.accepted.back() : chain.pending.at(seq - 1).hash);
+    if (it->second.header.prev != prev) {
+      out.problems.push_back({SyncErrorCode::kChainFork, key, seq,
+                              where(key, seq) + " does not link to the op before it"});
+      op_ids_.erase(it->second.header.op_id);
+      chain.pending.erase(it);
+      return;
+    }
+  }
+  if (chain.pending.at(head.seq).hash != head.hash) {
+    out.problems.push_back({SyncErrorCode::kChainFork, key, head.seq,
+                            where(key, head.seq) + " does not match its signed head"});
+    op_ids_.erase(chain.pending.at(head.seq).header.op_id);
+    chain.pending.erase(head.seq);
+    return;
+  }
+  for (std::uint64_t seq = from; seq <= head.seq; ++seq) {
+    auto node = chain.pending.extract(seq);
+    chain.accepted.push_back(node.mapped().hash);
+    out.accepted.push_back(std::move(node.mapped()));
+  }
+  chain.best_head.reset();
+}
+
+}  // namespace kith::sync
