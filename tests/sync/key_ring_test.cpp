@@ -1,0 +1,96 @@
+#include "kith/sync/key_ring.hpp"
+
+#include <gtest/gtest.h>
+
+#include "kith/sync/error.hpp"
+
+namespace kith::sync {
+namespace {
+
+using Kind = MembershipEntry::Kind;
+
+struct Person {
+  crypto::SigningKey identity = crypto::SigningKey::generate();
+  crypto::DeviceKeys device = crypto::DeviceKeys::generate();
+  crypto::DeviceCertificate cert = crypto::DeviceCertificate::issue(
+      identity, device.signing.public_key(), device.encryption.public_key(), 1);
+  DeviceId device_id() const { return DeviceId::from_bytes(device.signing.public_key().bytes()); }
+};
+
+class KeyRingTest : public ::testing::Test {
+ protected:
+  PlanId plan = PlanId::random();
+  MembershipLog log{plan};
+  Person owner, nurse;
+  Section health = Section::parse("health");
+
+  void SetUp() override {
+    auto e = log.next(Kind::kPlanCreated, owner.device_id(), 1);
+    e.certificate = owner.cert;
+    e.sign(owner.device.signing);
+    log.append(e);
+    Bytes secret(32, 1);
+    auto inv = log.next(Kind::kInviteCreated, owner.device_id(), 2);
+    inv.invite_id = OpId::random();
+    auto ik = invite_key_from_secret(secret);
+    inv.invite_key.assign(ik.public_key().bytes().begin(), ik.public_key().bytes().end());
+    inv.invite_expires_at_ms = 1000;
+    inv.grants = {{health, Permission::kWrite, 0}};
+    inv.sign(owner.device.signing);
+    log.append(inv);
+    auto join = log.next(Kind::kInviteAccepted, nurse.device_id(), 3);
+    join.invite_id = inv.invite_id;
+    join.certificate = nurse.cert;
+    join.invite_signature = ik.sign(crypto::labels::kInviteJoin, join.invite_join_message());
+    join.sign(nurse.device.signing);
+    log.append(join);
+  }
+};
+
+TEST_F(KeyRingTest, MemberAcceptsAKeyTheOwnerWrapped) {
+  KeyRing owners(plan);
+  auto key = crypto::SectionKey::generate();
+  owners.add(health, 1, key);
+  auto env = owners.wrap(health, 1, nurse.device.encryption.public_key(), owner.device.signing);
+  KeyRing nurses(plan);
+  nurses.accept(env, owner.device_id(), health, 1, log, nurse.device.encryption);
+  ASSERT_NE(nurses.find(health, 1), nullptr);
+  EXPECT_TRUE(*nurses.find(health, 1) == key);
+  EXPECT_EQ(nurses.newest_epoch(health), 1u);
+}
+
+TEST_F(KeyRingTest, RefusesKeysFromNonManagersAndMisdirectedEnvelopes) {
+  KeyRing ring(plan);
+  ring.add(health, 1, crypto::SectionKey::generate());
+  // The nurse can write but not manage health: her envelope is refused.
+  auto from_nurse =
+      ring.wrap(health, 1, owner.device.encryption.public_key(), nurse.device.signing);
+  KeyRing owners(plan);
+  EXPECT_THROW(
+      owners.accept(from_nurse, nurse.device_id(), health, 1, log, owner.device.encryption),
+      SyncError);
+  // An owner's envelope presented for another epoch, section or plan does not open.
+  auto env = ring.wrap(health, 1, nurse.device.encryption.public_key(), owner.device.signing);
+  KeyRing nurses(plan);
+  EXPECT_THROW(nurses.accept(env, owner.device_id(), health, 2, log, nurse.device.encryption),
+               SyncError);
+  EXPECT_THROW(nurses.accept(env, owner.device_id(), Section::parse("risk"), 1, log,
+                             nurse.device.encryption),
+               SyncError);
+  KeyRing other_plan(PlanId::random());
+  EXPECT_THROW(other_plan.accept(env, owner.device_id(), health, 1, log, nurse.device.encryption),
+               SyncError);
+  // Claiming the wrong signer fails too.
+  EXPECT_THROW(nurses.accept(env, nurse.device_id(), health, 1, log, nurse.device.encryption),
+               SyncError);
+  EXPECT_EQ(nurses.size(), 0u);
+}
+
+TEST_F(KeyRingTest, WrapWithoutTheKeyIsAnError) {
+  KeyRing ring(plan);
+  EXPECT_THROW(ring.wrap(health, 3, nurse.device.encryption.public_key(), owner.device.signing),
+               SyncError);
+}
+
+}  // namespace
+}  // namespace kith::sync
