@@ -292,6 +292,141 @@ def gen_key_files():
     write("key_files.json", "docs/PROTOCOL.md, Crypto: Key files", cases)
 
 
+# --- Sync: ops, chain heads, membership entries (docs/PROTOCOL.md, "Sync") ------------------
+
+
+def section_bytes(name):
+    return bytes([len(name)]) + name.encode()
+
+
+def op_header(plan, op_id, section, epoch, author, seq, prev, wall, counter, membership_index):
+    return (bytes([1]) + plan + op_id + section_bytes(section) + u64(epoch) + author + u64(seq)
+            + prev + u64(wall) + u32(counter) + u64(membership_index))
+
+
+def op_body(mutations):
+    out = bytes([1]) + u32(len(mutations))
+    for m in mutations:
+        if m["kind"] == "create":
+            out += bytes([1]) + bytes.fromhex(m["record"]) + u32(len(m["type"])) + m["type"].encode()
+        else:
+            value = m["value"].encode()
+            out += (bytes([2]) + bytes.fromhex(m["record"]) + u32(len(m["field"])) + m["field"].encode()
+                    + u32(len(value)) + value + u32(len(m["seen"])))
+            for op, index in m["seen"]:
+                out += bytes.fromhex(op) + struct.pack("<H", index)
+    return out
+
+
+def op_hash(header, body):
+    return hashlib.blake2b(u32(len(header)) + header + body, digest_size=32).digest()
+
+
+def chain_head(plan, section, author, seq, h):
+    return bytes([1]) + plan + section_bytes(section) + author + u64(seq) + h
+
+
+def gen_ops():
+    plan = fixed("plan", 16)
+    device_seed = fixed("op author")
+    author = bytes(nacl.signing.SigningKey(device_seed).verify_key)
+    key = fixed("health epoch 2 key")
+    record = fixed("record", 16).hex()
+    cases = []
+    prev = bytes(32)
+    for seq in (1, 2):
+        op_id = fixed("op id %d" % seq, 16)
+        header = op_header(plan, op_id, "health", 2, author, seq, prev, 1795305600000 + seq, seq,
+                           3)
+        if seq == 1:
+            mutations = [{"kind": "create", "record": record, "type": "health"},
+                         {"kind": "set", "record": record, "field": "dose", "value": "5 mg",
+                          "seen": []}]
+        else:
+            mutations = [{"kind": "set", "record": record, "field": "dose", "value": "10 mg ✓",
+                          "seen": [[fixed("op id 1", 16).hex(), 1]]}]
+        body = op_body(mutations)
+        nonce = fixed("op nonce %d" % seq, 24)
+        _, _, _, sealed = seal_content(key, nonce, body, header)
+        h = op_hash(header, sealed)
+        cases.append({"plan": plan.hex(), "op_id": op_id.hex(), "section": "health", "epoch": 2,
+                      "author": author.hex(), "author_seq": seq, "prev": prev.hex(),
+                      "clock": "%d.%d" % (1795305600000 + seq, seq), "membership_index": 3,
+                      "header": header.hex(), "mutations": mutations, "body": body.hex(),
+                      "sealed_body": sealed.hex(), "hash": h.hex()})
+        prev = h
+    head = chain_head(plan, "health", author, 2, prev)
+    signed = {"head": head.hex(),
+              "signature": sign(device_seed, "kith/v1/op-batch-head", head).hex()}
+    write("ops.json", "docs/PROTOCOL.md, Sync: Ops, Chains and heads", cases,
+          section_key=key.hex(), author_seed=device_seed.hex(), signed_head=signed)
+
+
+def certificate(identity_seed, device_seed, box_sk, issued_at):
+    identity_pk = bytes(nacl.signing.SigningKey(identity_seed).verify_key)
+    device_pk = bytes(nacl.signing.SigningKey(device_seed).verify_key)
+    body = (bytes([1]) + identity_pk + device_pk + sodium.crypto_scalarmult_base(box_sk)
+            + u64(issued_at))
+    return body + sign(identity_seed, "kith/v1/device-certificate", body)
+
+
+def gen_membership():
+    plan = fixed("membership plan", 16)
+    owner_id, owner_dev = fixed("owner identity"), fixed("owner device")
+    nurse_id, nurse_dev = fixed("nurse identity"), fixed("nurse device")
+    owner_cert = certificate(owner_id, owner_dev, fixed("owner box"), 100)
+    nurse_cert = certificate(nurse_id, nurse_dev, fixed("nurse box"), 200)
+    owner_dev_pk = bytes(nacl.signing.SigningKey(owner_dev).verify_key)
+    nurse_dev_pk = bytes(nacl.signing.SigningKey(nurse_dev).verify_key)
+    nurse_account = bytes(nacl.signing.SigningKey(nurse_id).verify_key)
+    invite_secret = fixed("invite secret")
+    invite_seed = hashlib.blake2b(b"kith/v1/invite-key", digest_size=32, key=invite_secret).digest()
+    invite_pk = bytes(nacl.signing.SigningKey(invite_seed).verify_key)
+    invite_id = fixed("invite id", 16)
+
+    entries = []
+    prev = bytes(32)
+
+    def entry(index, author_seed, at, kind, payload, note):
+        nonlocal prev
+        author = bytes(nacl.signing.SigningKey(author_seed).verify_key)
+        body = bytes([1]) + plan + u64(index) + prev + author + u64(at) + bytes([kind]) + payload
+        full = body + sign(author_seed, "kith/v1/membership-entry", body)
+        entries.append({"note": note, "kind": kind, "body": body.hex(), "entry": full.hex(),
+                        "hash": hashlib.blake2b(full, digest_size=32).digest().hex()})
+        prev = hashlib.blake2b(full, digest_size=32).digest()
+
+    def grant(section, perm, expires):
+        return section_bytes(section) + bytes([perm]) + u64(expires)
+
+    def cutoffs(items):
+        out = u32(len(items))
+        for device, section, seq in items:
+            out += device + section_bytes(section) + u64(seq)
+        return out
+
+    entry(0, owner_dev, 1000, 1, u32(len(owner_cert)) + owner_cert, "plan created")
+    entry(1, owner_dev, 1001, 3,
+          invite_id + u32(32) + invite_pk + u64(999999) + u32(2)
+          + grant("health", 3, 0) + grant("notes", 2, 5000), "invite: health write, notes append")
+    join_msg = plan + invite_id + nurse_cert
+    entry(2, nurse_dev, 1002, 4,
+          invite_id + u32(len(nurse_cert)) + nurse_cert
+          + sign(invite_seed, "kith/v1/invite-join", join_msg), "nurse joins")
+    entry(3, owner_dev, 1003, 5,
+          nurse_account + grant("risk", 1, 0) + cutoffs([]), "grant risk read")
+    entry(4, owner_dev, 1004, 7,
+          section_bytes("health") + u64(2) + cutoffs([(nurse_dev_pk, "health", 7)]),
+          "rotate health to epoch 2")
+    entry(5, owner_dev, 1005, 6,
+          nurse_account + bytes([0]) + cutoffs([(nurse_dev_pk, "health", 9)]), "revoke nurse")
+    context = b"kith/v1/section-key" + plan + section_bytes("health") + u64(2)
+    write("membership.json", "docs/PROTOCOL.md, Sync: Membership log", entries,
+          plan=plan.hex(), owner_device=owner_dev_pk.hex(), nurse_device=nurse_dev_pk.hex(),
+          nurse_account=nurse_account.hex(), invite_secret=invite_secret.hex(),
+          section_key_context=context.hex())
+
+
 if __name__ == "__main__":
     gen_signatures()
     gen_sealed_content()
@@ -300,3 +435,5 @@ if __name__ == "__main__":
     gen_recovery_keys()
     gen_safety_numbers()
     gen_key_files()
+    gen_ops()
+    gen_membership()
