@@ -6,9 +6,11 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config ccache
   libsodium-dev        # kith_crypto
+  libsqlite3-dev       # kith_sync local store
   libgtest-dev libgmock-dev  # tests
   libbenchmark-dev     # bench/
   nlohmann-json3-dev   # test vectors (JSON)
+  libprotobuf-dev protobuf-compiler  # sync wire schema (kith/v1/sync.proto)
 )
 
 missing=()

@@ -98,6 +98,13 @@ void ChainVerifier::restore(const OpHeader& header, const OpHash& hash) {
   op_ids_[header.op_id] = hash;
 }
 
+void ChainVerifier::forget_last(const OpHeader& header) {
+  auto it = chains_.find(ChainKey{header.author, header.section});
+  if (it == chains_.end() || it->second.accepted.size() != header.author_seq) return;
+  it->second.accepted.pop_back();
+  op_ids_.erase(header.op_id);
+}
+
 std::uint64_t ChainVerifier::accepted_seq(const ChainKey& chain) const {
   auto it = chains_.find(chain);
   return it == chains_.end() ? 0 : it->second.accepted.size();
@@ -107,6 +114,14 @@ std::size_t ChainVerifier::pending_ops() const {
   std::size_t n = 0;
   for (const auto& [key, chain] : chains_) n += chain.pending.size();
   return n;
+}
+
+std::set<OpId> ChainVerifier::pending_op_ids() const {
+  std::set<OpId> out;
+  for (const auto& [key, chain] : chains_) {
+    for (const auto& [seq, op] : chain.pending) out.insert(op.header.op_id);
+  }
+  return out;
 }
 
 ChainOutcome ChainVerifier::add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads) {

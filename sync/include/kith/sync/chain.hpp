@@ -103,10 +103,15 @@ class ChainVerifier {
   ChainOutcome add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads);
   // Marks an op as accepted without checks, e.g. when reloading ops this device verified before.
   void restore(const OpHeader& header, const OpHash& hash);
+  // Forgets the last accepted op of its chain: this device re-seals its own unacknowledged ops
+  // after a key rotation, so their hashes change. Does nothing unless `header` is that op.
+  void forget_last(const OpHeader& header);
 
   // Highest accepted sequence number of a chain (0 if none).
   std::uint64_t accepted_seq(const ChainKey& chain) const;
   std::size_t pending_ops() const;
+  // The ids of the ops waiting for a head.
+  std::set<OpId> pending_op_ids() const;
 
  private:
   struct Chain {
