@@ -1,0 +1,107 @@
+#include "database.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace kith::sync::sqlite {
+
+std::string_view describe(int result_code) noexcept {
+  switch (result_code & 0xff) {
+    case SQLITE_NOTADB:
+      return "The file is not a Kith store (it is not an SQLite database)";
+    case SQLITE_CORRUPT:
+      return "The local store is damaged; remove it and sync again to rebuild it from the server";
+    case SQLITE_FULL:
+      return "The disk is full; free some space and try again";
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return "Another process is using the local store; close it and try again";
+    case SQLITE_READONLY:
+      return "The local store or its folder is read-only";
+    case SQLITE_CANTOPEN:
+      return "The local store cannot be opened; check that its folder exists and is writable";
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return "The local store may not be accessed with the current permissions";
+    case SQLITE_IOERR:
+      return "Reading or writing the local store failed (a disk or file system error)";
+    case SQLITE_NOMEM:
+      return "The device ran out of memory while using the local store";
+    case SQLITE_CONSTRAINT:
+      return "The local store refused a write that would break its consistency";
+    case SQLITE_TOOBIG:
+      return "A value is too large for the local store";
+    default:
+      return "The local store failed";
+  }
+}
+
+Database::Database(const std::filesystem::path& path) : path_(path.string()) {
+  // NOMUTEX: one thread at a time per connection (documented), so SQLite's own mutex is waste.
+  // EXRESCODE: extended result codes, so a foreign-key failure can be told from another one.
+  const int flags =
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+  const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    // Even on failure SQLite usually allocates a handle that carries the message.
+    std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close_v2(db_);
+    db_ = nullptr;
+    throw Error(rc, std::string(describe(rc)) + " (" + path_ + ": opening: " + detail + ")");
+  }
+  sqlite3_extended_result_codes(db_, 1);
+}
+
+Database::~Database() {
+  // Statements first: a connection with live statements cannot close.
+  cache_.clear();
+  // The last connection to close checkpoints the WAL into the database and deletes it.
+  sqlite3_close_v2(db_);
+}
+
+void Database::exec(const char* sql) {
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
+  if (rc != SQLITE_OK) {
+    std::string detail = message ? message : sqlite3_errstr(rc);
+    sqlite3_free(message);
+    // The first words of the SQL say which step failed without flooding the message.
+    std::string what(sql, std::min<std::size_t>(std::char_traits<char>::length(sql), 40));
+    for (char& c : what) {
+      if (std::isspace(static_cast<unsigned char>(c))) c = ' ';
+    }
+    throw Error(rc, std::string(describe(rc)) + " (" + path_ + ": running '" + what +
+                        "...': " + detail + ")");
+  }
+}
+
+ScopedStatement Database::query(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    it = cache_.emplace(sql, std::make_unique<Statement>(*this, sql)).first;
+  }
+  return ScopedStatement(*it->second);
+}
+
+std::int64_t Database::pragma_int(std::string_view name) {
+  Statement statement(*this, "PRAGMA " + std::string(name));
+  if (!statement.step()) fail(SQLITE_CORRUPT, "reading PRAGMA " + std::string(name));
+  return statement.column_int(0);
+}
+
+bool Database::in_transaction() const noexcept { return sqlite3_get_autocommit(db_) == 0; }
+
+std::int64_t Database::changes() const noexcept { return sqlite3_changes64(db_); }
+
+void Database::fail(int result_code, std::string_view doing) const {
+  // sqlite3_errmsg describes the most recent failure on this connection, which is this one
+  // unless the caller passes a code of its own (then the generic text for that code is used).
+  const bool current = sqlite3_extended_errcode(db_) == result_code;
+  std::string detail = current ? sqlite3_errmsg(db_) : sqlite3_errstr(result_code);
+  throw Error(result_code, std::string(describe(result_code)) + " (" + path_ + ": " +
+                               std::string(doing) + ": " + detail + ")");
+}
+
+}  // namespace kith::sync::sqlite

@@ -1,0 +1,189 @@
+#include "store_schema.hpp"
+
+#include <sqlite3.h>
+
+#include <string>
+
+#include "transaction.hpp"
+
+namespace kith::sync::sqlite {
+namespace {
+
+// Version 1: the first release. Columns named *_sealed hold kith::crypto::seal output under the
+// storage key; everything else is an id, a counter or bytes the server also holds. Foreign keys
+// tie every row to its plan, so removing a plan removes all of it.
+constexpr const char* kSchema1 = R"sql(
+CREATE TABLE meta (
+  name  TEXT PRIMARY KEY NOT NULL,
+  value BLOB NOT NULL
+);
+CREATE TABLE plans (
+  plan_id      BLOB PRIMARY KEY NOT NULL CHECK (length(plan_id) = 16),
+  title_sealed BLOB NOT NULL
+);
+CREATE TABLE ops (
+  local_index INTEGER PRIMARY KEY AUTOINCREMENT,
+  plan_id     BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  op_id       BLOB NOT NULL CHECK (length(op_id) = 16),
+  section     TEXT NOT NULL,
+  author      BLOB NOT NULL CHECK (length(author) = 32),
+  author_seq  INTEGER NOT NULL CHECK (author_seq >= 0),
+  server_seq  INTEGER NOT NULL DEFAULT 0 CHECK (server_seq >= 0),
+  header      BLOB NOT NULL,
+  body        BLOB NOT NULL,
+  UNIQUE (plan_id, op_id)
+);
+CREATE INDEX ops_by_plan ON ops (plan_id, local_index);
+CREATE TABLE outbox (
+  plan_id BLOB NOT NULL,
+  op_id   BLOB NOT NULL,
+  PRIMARY KEY (plan_id, op_id),
+  FOREIGN KEY (plan_id, op_id) REFERENCES ops (plan_id, op_id) ON DELETE CASCADE
+);
+CREATE TABLE membership (
+  plan_id BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  idx     INTEGER NOT NULL CHECK (idx >= 0),
+  entry   BLOB NOT NULL,
+  PRIMARY KEY (plan_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE section_keys (
+  plan_id    BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  section    TEXT NOT NULL,
+  epoch      INTEGER NOT NULL CHECK (epoch >= 0),
+  key_sealed BLOB NOT NULL,
+  PRIMARY KEY (plan_id, section, epoch)
+) WITHOUT ROWID;
+CREATE TABLE cursors (
+  plan_id    BLOB PRIMARY KEY NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  server_seq INTEGER NOT NULL CHECK (server_seq >= 0)
+);
+CREATE TABLE plan_states (
+  plan_id      BLOB PRIMARY KEY NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  state_sealed BLOB NOT NULL
+);
+)sql";
+
+// Version 2: envelopes are kept (version 1 fetched them again on every start), and the outbox
+// records its authoring order explicitly. Version 1 took the order of the op rows, which breaks
+// as soon as an authored op's row is stored after another one's (a restore, a re-encryption that
+// rewrites rows); the author's hash chain needs ops uploaded exactly in authoring order. The
+// rebuild keeps every queued op in the order version 1 would have returned it.
+constexpr const char* kSchema2 = R"sql(
+CREATE TABLE envelopes (
+  plan_id  BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  section  TEXT NOT NULL,
+  epoch    INTEGER NOT NULL CHECK (epoch >= 0),
+  envelope BLOB NOT NULL,
+  PRIMARY KEY (plan_id, section, epoch)
+) WITHOUT ROWID;
+ALTER TABLE outbox RENAME TO outbox_v1;
+CREATE TABLE outbox (
+  plan_id  BLOB NOT NULL,
+  op_id    BLOB NOT NULL,
+  position INTEGER NOT NULL,
+  PRIMARY KEY (plan_id, op_id),
+  UNIQUE (plan_id, position),
+  FOREIGN KEY (plan_id, op_id) REFERENCES ops (plan_id, op_id) ON DELETE CASCADE
+);
+INSERT INTO outbox (plan_id, op_id, position)
+  SELECT o.plan_id, o.op_id, ops.local_index
+  FROM outbox_v1 AS o JOIN ops ON ops.plan_id = o.plan_id AND ops.op_id = o.op_id;
+DROP TABLE outbox_v1;
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kSchema1},
+    {2, "envelopes table; explicit outbox order", kSchema2},
+};
+
+}  // namespace
+
+std::span<const Migration> store_migrations() noexcept { return kMigrations; }
+
+int newest_store_schema() noexcept { return kMigrations[std::size(kMigrations) - 1].version; }
+
+void configure_connection(Database& db) {
+  // Several stores on one file (a share extension, a second process) wait for each other's
+  // writes instead of failing at once.
+  sqlite3_busy_timeout(db.handle(), 5000);
+  // A copied or tampered file must not be able to run SQL functions from its schema, nor let a
+  // bug of ours write the schema table directly.
+  sqlite3_db_config(db.handle(), SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
+  sqlite3_db_config(db.handle(), SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  // FULL: in WAL mode, every commit fsyncs the WAL, so a committed write survives power loss.
+  // temp_store: sorts and temporary indexes stay in memory, never in a stray file.
+  db.exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY");
+  if (db.pragma_int("foreign_keys") != 1) {
+    db.fail(SQLITE_MISUSE, "enabling foreign keys (this SQLite was built without them)");
+  }
+}
+
+int inspect_store(Database& db) {
+  // The first read of the file: a file that is not an SQLite database fails here (NOTADB).
+  const std::int64_t application_id = db.pragma_int("application_id");
+  const std::int64_t version = db.pragma_int("user_version");
+  const std::string where = " (" + db.path() + ")";
+  if (application_id == kStoreApplicationId) {
+    if (version > newest_store_schema()) {
+      throw SyncError(SyncErrorCode::kSchemaTooNew,
+                      "The local store was written by a newer version of Kith (schema " +
+                          std::to_string(version) + "; this version reads up to " +
+                          std::to_string(newest_store_schema()) + "); update Kith to open it" +
+                          where);
+    }
+    if (version < 1) {
+      throw SyncError(SyncErrorCode::kStore,
+                      "The local store is damaged: it has no schema version; remove it and sync "
+                      "again to rebuild it" +
+                          where);
+    }
+    return static_cast<int>(version);
+  }
+  if (application_id == 0 && version == 0) {
+    ScopedStatement count = db.query("SELECT count(*) FROM sqlite_master");
+    if (count->step() && count->column_int(0) == 0) return 0;
+  }
+  throw SyncError(SyncErrorCode::kStore,
+                  "The file is not a Kith store: it is an SQLite database of another "
+                  "application; choose another file" +
+                      where);
+}
+
+void enable_wal(Database& db) {
+  Statement mode(db, "PRAGMA journal_mode = WAL");
+  if (!mode.step() || mode.column_text(0) != "wal") {
+    db.fail(SQLITE_CANTOPEN, "switching to WAL mode (the file system may not support it)");
+  }
+}
+
+void migrate_store(Database& db, int from_version, const std::function<void(int)>& after_step) {
+  for (const Migration& step : store_migrations()) {
+    // An up-to-date store takes no write lock at all.
+    if (step.version <= from_version) continue;
+    Transaction transaction(db);
+    const std::int64_t version = db.pragma_int("user_version");
+    if (version > newest_store_schema()) {
+      throw SyncError(SyncErrorCode::kSchemaTooNew,
+                      "The local store was migrated by a newer version of Kith while opening it; "
+                      "update Kith to open it (" +
+                          db.path() + ")");
+    }
+    if (version >= step.version) continue;  // rolls back the empty transaction
+    if (step.version == 1) {
+      db.exec(("PRAGMA application_id = " + std::to_string(kStoreApplicationId)).c_str());
+    }
+    db.exec(step.sql);
+    after_step(step.version);
+    db.exec(("PRAGMA user_version = " + std::to_string(step.version)).c_str());
+    // A step that left a dangling reference is a bug in the step: refuse to commit it.
+    Statement check(db, "PRAGMA foreign_key_check");
+    if (check.step()) {
+      db.fail(SQLITE_CONSTRAINT_FOREIGNKEY,
+              "migrating to schema " + std::to_string(step.version) + " (" + step.summary +
+                  "): table " + check.column_text(0) + " would reference missing rows");
+    }
+    transaction.commit();
+  }
+}
+
+}  // namespace kith::sync::sqlite

@@ -1,0 +1,5 @@
+# Local store tests. They build version-1 and foreign fixture files with raw SQL, so they link
+# SQLite themselves (the store's own wrappers are private to kith_sync).
+find_package(SQLite3 REQUIRED)
+target_sources(kith_sync_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/local_store_test.cpp)
+target_link_libraries(kith_sync_tests PRIVATE SQLite::SQLite3)
