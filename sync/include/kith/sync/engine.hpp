@@ -1,0 +1,160 @@
+// The client sync engine: everything a phone or the CLI does with a plan, independent of how
+// bytes reach the server.
+//
+// It authors ops offline (stamped into this device's chains, sealed under the section key,
+// applied locally and queued in the outbox), and turns the conversation with the server into
+// calls: `subscribe()` gives the messages to send for a plan (subscribe with the cursor, push
+// queued membership entries and ops); `handle()` takes any message from the server and returns
+// replies to send. Incoming ops are verified (chain and head signature), checked against the
+// membership log, decrypted and merged; each batch is committed to the local store together
+// with the cursor it reaches, so an interrupted catch-up resumes where it stopped. The cursor
+// never moves past an op that is still waiting for its signed head. An ack (or the server
+// echoing the device's own op back) removes the op from the outbox. After a key rotation, queued
+// ops under the retired epoch are re-sealed under the new one before upload.
+//
+// Events (record changed, conflict, problem, progress, acked) go to the sink set with
+// `on_event`, synchronously, from the thread calling into the engine.
+//
+// Not thread-safe: one engine per store, used from one thread (the CLI's, or the app's sync
+// thread). Methods that change state throw SyncError on failure and then leave the store as it
+// was (each change is one transaction).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kith/crypto/identity.hpp"
+#include "kith/sync/chain.hpp"
+#include "kith/sync/key_ring.hpp"
+#include "kith/sync/local_store.hpp"
+#include "kith/sync/membership.hpp"
+#include "kith/sync/plan_state.hpp"
+#include "kith/v1/sync.pb.h"
+
+namespace kith::sync {
+
+// This device's keys and the certificate its identity key issued for them.
+struct DeviceIdentity {
+  crypto::DeviceSecrets secrets;
+  crypto::DeviceCertificate certificate;
+
+  static DeviceIdentity create(crypto::DeviceSecrets secrets, std::uint64_t issued_at);
+  AccountId account() const;
+  DeviceId device() const;
+};
+
+struct SyncEvent {
+  enum class Kind {
+    kRecordChanged,  // record (field empty: created or deleted)
+    kConflict,       // record, field: concurrent edits now wait for a person
+    kProblem,        // code, message: an op, head, entry or envelope was refused
+    kProgress,       // server_seq: applied up to here (more: another batch follows)
+    kAcked,          // count: ops the server stored
+  };
+  Kind kind = Kind::kProgress;
+  PlanId plan;
+  RecordId record;
+  std::string field;
+  SyncErrorCode code = SyncErrorCode::kMalformed;
+  std::string message;
+  std::uint64_t server_seq = 0;
+  std::uint64_t count = 0;
+  bool more = false;
+
+  static SyncEvent record_changed(const PlanId& plan, const RecordId& record);
+  static SyncEvent conflict(const PlanId& plan, const RecordId& record, std::string field);
+  static SyncEvent problem(const PlanId& plan, SyncErrorCode code, std::string message);
+  static SyncEvent progress(const PlanId& plan, std::uint64_t server_seq, bool more);
+  static SyncEvent acked(const PlanId& plan, std::uint64_t count);
+};
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+class SyncEngine {
+ public:
+  // Loads every plan in `store`. `now_ms` is the wall clock (injected for tests).
+  SyncEngine(LocalStore& store, DeviceIdentity me, std::function<std::uint64_t()> now_ms);
+  ~SyncEngine();
+  SyncEngine(const SyncEngine&) = delete;
+  SyncEngine& operator=(const SyncEngine&) = delete;
+
+  void on_event(std::function<void(const SyncEvent&)> sink) { sink_ = std::move(sink); }
+  const DeviceIdentity& identity() const noexcept { return me_; }
+
+  // --- Authoring; works offline. ---
+  // A new plan owned by this account: its membership log starts, and this device holds a key
+  // (epoch 1) for every known section.
+  PlanId create_plan(std::string_view title);
+  // Starts holding a plan this device was added to (or invited into): nothing is known of it
+  // until the first sync brings its membership log, keys and ops.
+  void follow(const PlanId& plan, std::string_view title);
+  // Throws kInvalidField (unknown type, bad field value), kForbidden (no right to add here),
+  // kUnknownEpoch (no key for the section).
+  RecordId add_record(const PlanId& plan, std::string_view type, const Fields& fields);
+  // Edits fields; each update names the versions this device has seen, so it supersedes them
+  // (and resolves a conflict on that field). Throws as add_record, and kMalformed for a record
+  // this device does not have.
+  void set_fields(const PlanId& plan, const RecordId& record, const Fields& fields);
+  void delete_record(const PlanId& plan, const RecordId& record);
+  // Rotates a section's key (new epoch); the caller must manage the section. The new key is
+  // wrapped for every device of every member who may read the section; the envelopes go out
+  // with the next push. Queued ops of this device are re-sealed under the new key.
+  void rotate_key(const PlanId& plan, const Section& section);
+  // Adds another device of this account to the plan and wraps every section key this device
+  // holds for it; the entry and envelopes go out with the next push.
+  void add_device(const PlanId& plan, const crypto::DeviceCertificate& certificate);
+
+  // --- Reading. Throw kMalformed for a plan this device does not hold. ---
+  std::vector<std::pair<PlanId, std::string>> plans() const;
+  const PlanState& state(const PlanId& plan) const;
+  const MembershipLog& membership(const PlanId& plan) const;
+  std::size_t outbox_size(const PlanId& plan) const;
+  std::uint64_t cursor(const PlanId& plan) const;
+
+  // --- The conversation with the server. ---
+  // Subscribe (with cursor and membership count), then queued membership entries and
+  // envelopes. Queued ops follow when the server says catch-up is complete (handle() returns
+  // them then), so that ops sealed under a key rotated meanwhile are re-sealed first.
+  std::vector<kith::v1::ClientMessage> subscribe(const PlanId& plan);
+  // Queued membership entries, envelopes and (with_ops) ops of a plan, split to fit the wire
+  // limits. Call after local edits on a live connection.
+  std::vector<kith::v1::ClientMessage> pushes(const PlanId& plan, bool with_ops = true);
+  // Applies one message from the server; returns what to send in reply (possibly nothing).
+  std::vector<kith::v1::ClientMessage> handle(const kith::v1::ServerMessage& message);
+
+ private:
+  struct Plan;
+  Plan& plan_ref(const PlanId& plan) const;
+  void load(const PlanId& plan, std::string title);
+  const crypto::SectionKey* key_for(Plan& p, const Section& section, std::uint64_t epoch);
+  void author(Plan& p, const Section& section, std::vector<Mutation> mutations);
+  void append_entry(Plan& p, MembershipEntry& entry);
+  void apply_op(Plan& p, const AcceptedOp& op, std::vector<SyncEvent>& events);
+  void handle_ops(const kith::v1::OpsBatch& batch);
+  void handle_membership(const kith::v1::MembershipBatch& batch);
+  void handle_envelopes(const kith::v1::EnvelopeBatch& batch);
+  void handle_ack(const kith::v1::PushAck& ack);
+  void reseal_outbox(Plan& p);
+  void wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
+                const crypto::DeviceCertificate& device);
+  void save_state(Plan& p);
+  void emit(const SyncEvent& e) const {
+    if (sink_) sink_(e);
+  }
+  void problem(const PlanId& plan, SyncErrorCode code, const std::string& message) const;
+
+  LocalStore& store_;
+  DeviceIdentity me_;
+  std::function<std::uint64_t()> now_ms_;
+  std::function<void(const SyncEvent&)> sink_;
+  std::map<PlanId, std::unique_ptr<Plan>> plans_;
+  std::uint64_t next_request_ = 1;
+};
+
+}  // namespace kith::sync
