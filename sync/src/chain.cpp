@@ -1,5 +1,7 @@
 #include "kith/sync/chain.hpp"
 
+#include <algorithm>
+
 #include "kith/crypto/error.hpp"
 
 namespace kith::sync {
@@ -124,11 +126,11 @@ std::set<OpId> ChainVerifier::pending_op_ids() const {
   return out;
 }
 
-ChainOutcome ChainVerifier::add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads) {
+ChainOutcome ChainVerifier::add(std::vector<Op> ops, const std::vector<SignedHead>& heads) {
   ChainOutcome out;
   std::set<ChainKey> touched;
 
-  for (const Op& op : ops) {
+  for (Op& op : ops) {
     OpHeader header;
     try {
       header = OpHeader::parse(op.header);
@@ -174,33 +176,54 @@ ChainOutcome ChainVerifier::add(const std::vector<Op>& ops, const std::vector<Si
     touched.insert(key);
   }
 
+  // Heads, highest first per chain: one valid head covers everything below it, so lower ones
+  // need no signature check. A head at or below the accepted tip that agrees with it is old news
+  // and needs none either; one that disagrees is checked before it is reported as a fork.
+  std::vector<std::pair<ChainHead, const SignedHead*>> parsed;
   for (const SignedHead& signed_head : heads) {
-    auto head = signed_head.verify();
-    if (!head) {
+    try {
+      parsed.emplace_back(ChainHead::parse(signed_head.head), &signed_head);
+    } catch (const SyncError&) {
       out.problems.push_back({SyncErrorCode::kBadSignature,
                               {},
                               0,
+                              "a chain head does not parse; its ops were not accepted"});
+    }
+  }
+  std::stable_sort(parsed.begin(), parsed.end(), [](const auto& a, const auto& b) {
+    if (a.first.author != b.first.author) return a.first.author < b.first.author;
+    if (a.first.section != b.first.section) return a.first.section < b.first.section;
+    return a.first.seq > b.first.seq;
+  });
+  std::set<ChainKey> covered;  // chains whose highest new head in this batch verified
+  for (const auto& [head, signed_head] : parsed) {
+    ChainKey key{head.author, head.section};
+    if (head.plan != plan_) {
+      out.problems.push_back(
+          {SyncErrorCode::kMalformed, key, head.seq, "a chain head belongs to another plan"});
+      continue;
+    }
+    Chain& chain = chains_[key];
+    bool old = head.seq <= chain.accepted.size();
+    if (old && chain.accepted[head.seq - 1] == head.hash) continue;
+    if (!old && (covered.count(key) || (chain.best_head && chain.best_head->seq >= head.seq))) {
+      continue;
+    }
+    if (!signed_head->verify()) {
+      out.problems.push_back({SyncErrorCode::kBadSignature, key, head.seq,
                               "a chain head's signature does not verify; its ops were not "
                               "accepted"});
       continue;
     }
-    ChainKey key{head->author, head->section};
-    if (head->plan != plan_) {
-      out.problems.push_back(
-          {SyncErrorCode::kMalformed, key, head->seq, "a chain head belongs to another plan"});
+    if (old) {
+      out.problems.push_back({SyncErrorCode::kChainFork, key, head.seq,
+                              where(key, head.seq) +
+                                  " is signed with a hash that differs from the accepted op: "
+                                  "the author's history was forked"});
       continue;
     }
-    Chain& chain = chains_[key];
-    if (head->seq <= chain.accepted.size()) {
-      if (chain.accepted[head->seq - 1] != head->hash) {
-        out.problems.push_back({SyncErrorCode::kChainFork, key, head->seq,
-                                where(key, head->seq) +
-                                    " is signed with a hash that differs from the accepted op: "
-                                    "the author's history was forked"});
-      }
-      continue;  // an old head that agrees: nothing new
-    }
-    if (!chain.best_head || chain.best_head->seq < head->seq) chain.best_head = head;
+    chain.best_head = head;
+    covered.insert(key);
     touched.insert(key);
   }
 

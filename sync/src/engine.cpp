@@ -129,6 +129,7 @@ struct SyncEngine::Plan {
   // device re-wraps keys when asked again (add_device / rotate_key).
   std::vector<Bytes> outgoing_envelopes;
   std::optional<OpId> last_stored;  // the op most recently put in the store
+  std::optional<OpId> saved_upto;   // last_stored when the state was last saved
   bool needs_reseal = false;
 };
 
@@ -137,7 +138,22 @@ SyncEngine::SyncEngine(LocalStore& store, DeviceIdentity me, std::function<std::
   for (auto& [id, title] : store_.plans()) load(id, title);
 }
 
-SyncEngine::~SyncEngine() = default;
+SyncEngine::~SyncEngine() {
+  try {
+    flush();
+  } catch (...) {
+    // The ops and cursors are already durable; the saved state is only a head start for the
+    // next load, which replays whatever the state does not include.
+  }
+}
+
+void SyncEngine::flush() {
+  for (auto& [id, p] : plans_) {
+    auto tx = store_.begin();
+    save_state(*p);
+    tx.commit();
+  }
+}
 
 SyncEngine::Plan& SyncEngine::plan_ref(const PlanId& plan) const {
   auto it = plans_.find(plan);
@@ -234,8 +250,7 @@ void SyncEngine::author(Plan& p, const Section& section, std::vector<Mutation> m
   }
   OpBody body{std::move(mutations)};
   Op op = seal_op(h, body, *key);
-  PlanState before = p.state;  // restored if the store refuses the write
-  p.state.apply(h, body, rights);
+  p.state.apply(h, body, rights);  // checks the whole op before it changes anything
   try {
     auto tx = store_.begin();
     store_.put_op(
@@ -244,7 +259,11 @@ void SyncEngine::author(Plan& p, const Section& section, std::vector<Mutation> m
     tx.commit();
     p.last_stored = h.op_id;
   } catch (...) {
-    p.state = std::move(before);
+    // The store refused the write: rebuild this plan from what is stored (`p` goes with it).
+    PlanId id = p.id;
+    std::string title = p.title;
+    plans_.erase(id);
+    load(id, std::move(title));
     throw;
   }
   p.writer.append(h, op);
@@ -260,7 +279,10 @@ RecordId SyncEngine::add_record(const PlanId& plan, std::string_view type_name,
   const RecordType* type = find_record_type(type_name);
   if (!type) {
     std::string known;
-    for (const auto& t : record_types()) known += (known.empty() ? "" : ", ") + std::string(t.name);
+    for (const auto& t : record_types()) {
+      if (!known.empty()) known.append(", ");
+      known.append(t.name);
+    }
     throw SyncError(SyncErrorCode::kInvalidField,
                     "'" + std::string(type_name) + "' is not a record type; use one of: " + known);
   }
@@ -465,17 +487,16 @@ void SyncEngine::apply_op(Plan& p, const AcceptedOp& a, std::vector<SyncEvent>& 
       throw SyncError(SyncErrorCode::kDecryptFailed,
                       "an op in " + a.header.section.name() + " did not decrypt; it was ignored");
     }
-    auto before = p.state.conflicts().size();
     p.state.apply(a.header, *body, rights);
     std::set<RecordId> changed;
-    for (const Mutation& m : body->mutations) changed.insert(m.record);
+    std::set<std::pair<RecordId, std::string>> fields;
+    for (const Mutation& m : body->mutations) {
+      changed.insert(m.record);
+      if (m.kind == Mutation::Kind::kSet) fields.emplace(m.record, m.field);
+    }
     for (const RecordId& r : changed) events.push_back(SyncEvent::record_changed(p.id, r));
-    if (p.state.conflicts().size() > before) {
-      for (const Conflict& c : p.state.conflicts()) {
-        if (changed.count(c.record)) {
-          events.push_back(SyncEvent::conflict(p.id, c.record, c.field));
-        }
-      }
+    for (const auto& [r, field] : fields) {
+      if (p.state.in_conflict(r, field)) events.push_back(SyncEvent::conflict(p.id, r, field));
     }
   } catch (const SyncError& e) {
     events.push_back(SyncEvent::problem(p.id, e.code(), e.what()));
@@ -507,7 +528,7 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     }
     heads.push_back(std::move(s));
   }
-  ChainOutcome outcome = p.verifier.add(ops, heads);
+  ChainOutcome outcome = p.verifier.add(std::move(ops), heads);
   std::vector<SyncEvent> events;
   for (const ChainProblem& pr : outcome.problems) {
     events.push_back(SyncEvent::problem(p.id, pr.code, pr.message));
@@ -547,7 +568,6 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   std::uint64_t cursor = std::max(store_.cursor(p.id), batch.up_to_seq());
   for (const auto& [op_id, seq] : p.pending) cursor = std::min(cursor, seq > 0 ? seq - 1 : 0);
   store_.set_cursor(p.id, cursor);
-  if (!batch.more()) save_state(p);
   tx.commit();
   for (const SyncEvent& e : events) emit(e);
   if (acked) emit(SyncEvent::acked(p.id, acked));
@@ -648,13 +668,11 @@ void SyncEngine::handle_ack(const kith::v1::PushAck& ack) {
 // Saves the merged state with the local index of the last op it includes, so a restart replays
 // only the ops stored after it.
 void SyncEngine::save_state(Plan& p) {
+  if (!p.last_stored || p.saved_upto == p.last_stored) return;  // nothing new to save
   std::uint64_t watermark = 0;
-  if (p.last_stored) {
-    if (auto op = store_.op(p.id, *p.last_stored)) watermark = op->local_index;
-  } else if (auto blob = store_.load_plan_state(p.id)) {
-    return;  // nothing new since the saved state
-  }
+  if (auto op = store_.op(p.id, *p.last_stored)) watermark = op->local_index;
   store_.save_plan_state(p.id, state_blob(watermark, p.state));
+  p.saved_upto = p.last_stored;
 }
 
 void SyncEngine::reseal_outbox(Plan& p) {
@@ -724,7 +742,6 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
     case M::kCatchUpComplete: {
       PlanId id = PlanId::from_bytes(crypto::as_bytes(message.catch_up_complete().plan_id()));
       Plan& p = plan_ref(id);
-      save_state(p);
       emit(SyncEvent::progress(id, store_.cursor(id), false));
       // Queued ops go up only now, once any key rotation they missed has been applied.
       if (p.needs_reseal) reseal_outbox(p);

@@ -1,6 +1,9 @@
 #include "kith/sync/ids.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/secret.hpp"
@@ -39,6 +42,19 @@ FixedId<N, Tag> FixedId<N, Tag>::random() {
   FixedId id;
   crypto::random_fill(id.bytes_.data(), N);
   return id;
+}
+
+std::size_t keyed_id_hash(ByteView bytes) noexcept {
+  static const auto key = [] {
+    std::array<unsigned char, crypto_shorthash_KEYBYTES> k{};
+    crypto::random_fill(k.data(), k.size());
+    return k;
+  }();
+  unsigned char out[crypto_shorthash_BYTES];
+  crypto_shorthash(out, bytes.data(), bytes.size(), key.data());
+  std::size_t h = 0;
+  std::memcpy(&h, out, sizeof h);
+  return h;
 }
 
 template class FixedId<16, PlanTag>;

@@ -52,34 +52,52 @@ void PlanState::apply(const OpHeader& header, const OpBody& body, const AuthorRi
       if (!record.create || version < record.create->version) record.create = std::move(c);
       continue;
     }
-    auto& versions = record.fields[m.field];
-    if (versions.count(version) == 0) ++versions_;
-    versions[version] =
-        Update{m.value,        header.clock, header.author, author.account, author.may_edit_any,
-               header.section, m.seen};
+    Field& field = record.fields[m.field];
+    auto [it, inserted] = field.versions.try_emplace(
+        version, Update{m.value, header.clock, header.author, author.account, author.may_edit_any,
+                        header.section, m.seen});
+    if (!inserted) continue;  // a version is written once: the same op again changes nothing
+    ++versions_;
+    // Keep the derived sets current without rescanning the field.
+    if (record.create && field.computed_for == record.create->version &&
+        counts(*record.create, version, it->second)) {
+      for (const VersionId& s : it->second.seen) {
+        field.superseded.insert(s);
+        field.current.erase(s);
+      }
+      if (!field.superseded.count(version)) field.current.insert(version);
+    }
   }
 }
 
-std::vector<FieldCandidate> PlanState::current(const Record& r, const Create& c,
-                                               const std::map<VersionId, Update>& versions) const {
-  (void)r;
+bool PlanState::counts(const Create& c, const VersionId& v, const Update& u) {
+  if (u.section != c.section) return false;
+  if (v.op == c.version.op) return true;  // written together with the create
   const RecordType* type = find_record_type(c.type);
-  bool append_only = type != nullptr && type->append_only;
-  auto valid = [&](const VersionId& v, const Update& u) {
-    if (u.section != c.section) return false;
-    if (v.op == c.version.op) return true;  // written together with the create
-    if (append_only) return false;          // activity records and notes are never edited
-    return u.may_edit_any || u.account == c.account;
-  };
-  std::set<VersionId> superseded;
-  for (const auto& [v, u] : versions) {
-    if (valid(v, u)) superseded.insert(u.seen.begin(), u.seen.end());
+  if (type != nullptr && type->append_only) return false;  // never edited after creation
+  return u.may_edit_any || u.account == c.account;
+}
+
+void PlanState::refresh(const Create& c, const Field& f) const {
+  if (f.computed_for == c.version) return;
+  f.superseded.clear();
+  f.current.clear();
+  for (const auto& [v, u] : f.versions) {
+    if (counts(c, v, u)) f.superseded.insert(u.seen.begin(), u.seen.end());
   }
+  for (const auto& [v, u] : f.versions) {
+    if (counts(c, v, u) && !f.superseded.count(v)) f.current.insert(v);
+  }
+  f.computed_for = c.version;
+}
+
+std::vector<FieldCandidate> PlanState::current(const Create& c, const Field& f) const {
+  refresh(c, f);
   std::vector<FieldCandidate> out;
-  for (const auto& [v, u] : versions) {
-    if (valid(v, u) && superseded.count(v) == 0) {
-      out.push_back({v, u.value, u.clock, u.device, u.account});
-    }
+  out.reserve(f.current.size());
+  for (const VersionId& v : f.current) {
+    const Update& u = f.versions.at(v);
+    out.push_back({v, u.value, u.clock, u.device, u.account});
   }
   std::sort(out.begin(), out.end(), shown_before);
   return out;
@@ -88,8 +106,8 @@ std::vector<FieldCandidate> PlanState::current(const Record& r, const Create& c,
 RecordView PlanState::view(const RecordId& id, const Record& r) const {
   const Create& c = *r.create;
   RecordView rv{id, c.type, c.section, c.account, c.device, c.clock, false, {}};
-  for (const auto& [name, versions] : r.fields) {
-    auto cands = current(r, c, versions);
+  for (const auto& [name, field] : r.fields) {
+    auto cands = current(c, field);
     if (cands.empty()) continue;
     if (name == kDeletedField) {
       rv.deleted = cands.front().value == "1";
@@ -107,10 +125,19 @@ std::optional<RecordView> PlanState::record(const RecordId& id) const {
   return view(id, it->second);
 }
 
+std::vector<RecordId> PlanState::sorted_ids() const {
+  std::vector<RecordId> ids;
+  ids.reserve(records_.size());
+  for (const auto& [id, r] : records_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 std::vector<RecordView> PlanState::records(const std::optional<Section>& section,
                                            bool include_deleted) const {
   std::vector<RecordView> out;
-  for (const auto& [id, r] : records_) {
+  for (const RecordId& id : sorted_ids()) {
+    const Record& r = records_.at(id);
     if (!r.create || (section && r.create->section != *section)) continue;
     RecordView v = view(id, r);
     if (v.deleted && !include_deleted) continue;
@@ -121,14 +148,33 @@ std::vector<RecordView> PlanState::records(const std::optional<Section>& section
 
 std::vector<Conflict> PlanState::conflicts() const {
   std::vector<Conflict> out;
-  for (const auto& [id, r] : records_) {
-    if (!r.create) continue;
-    for (const auto& [name, versions] : r.fields) {
-      auto cands = current(r, *r.create, versions);
-      if (cands.size() > 1) out.push_back({id, name, std::move(cands)});
-    }
+  for (const RecordId& id : sorted_ids()) {
+    auto more = conflicts(id);
+    out.insert(out.end(), std::make_move_iterator(more.begin()),
+               std::make_move_iterator(more.end()));
   }
   return out;
+}
+
+std::vector<Conflict> PlanState::conflicts(const RecordId& id) const {
+  std::vector<Conflict> out;
+  auto it = records_.find(id);
+  if (it == records_.end() || !it->second.create) return out;
+  const Record& r = it->second;
+  for (const auto& [name, field] : r.fields) {
+    auto cands = current(*r.create, field);
+    if (cands.size() > 1) out.push_back({id, name, std::move(cands)});
+  }
+  return out;
+}
+
+bool PlanState::in_conflict(const RecordId& id, std::string_view field) const {
+  auto it = records_.find(id);
+  if (it == records_.end() || !it->second.create) return false;
+  auto f = it->second.fields.find(field);
+  if (f == it->second.fields.end()) return false;
+  refresh(*it->second.create, f->second);
+  return f->second.current.size() > 1;
 }
 
 std::vector<VersionId> PlanState::current_versions(const RecordId& id,
@@ -138,7 +184,7 @@ std::vector<VersionId> PlanState::current_versions(const RecordId& id,
   auto f = it->second.fields.find(field);
   if (f == it->second.fields.end()) return {};
   std::vector<VersionId> out;
-  for (const auto& c : current(it->second, *it->second.create, f->second)) out.push_back(c.version);
+  for (const auto& c : current(*it->second.create, f->second)) out.push_back(c.version);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -148,7 +194,8 @@ Bytes PlanState::canonical() const {
   auto clock = [&](const Hlc& h) { w.u64(h.wall_ms).u32(h.counter); };
   auto version = [&](const VersionId& v) { w.raw(v.op.bytes()).u16(v.index); };
   w.u8(kStateVersion).u32(static_cast<std::uint32_t>(records_.size()));
-  for (const auto& [id, r] : records_) {
+  for (const RecordId& id : sorted_ids()) {
+    const Record& r = records_.at(id);
     w.raw(id.bytes()).u8(r.create ? 1 : 0);
     if (r.create) {
       const Create& c = *r.create;
@@ -157,9 +204,9 @@ Bytes PlanState::canonical() const {
       clock(c.clock);
     }
     w.u32(static_cast<std::uint32_t>(r.fields.size()));
-    for (const auto& [name, versions] : r.fields) {
-      w.prefixed(name).u32(static_cast<std::uint32_t>(versions.size()));
-      for (const auto& [v, u] : versions) {
+    for (const auto& [name, field] : r.fields) {
+      w.prefixed(name).u32(static_cast<std::uint32_t>(field.versions.size()));
+      for (const auto& [v, u] : field.versions) {
         version(v);
         w.prefixed(u.value);
         clock(u.clock);
@@ -212,7 +259,7 @@ PlanState PlanState::parse(ByteView bytes) {
       std::uint32_t n_fields = r.u32();
       for (std::uint32_t f = 0; f < n_fields; ++f) {
         std::string name = text(64);
-        auto& versions = rec.fields[name];
+        auto& versions = rec.fields[name].versions;
         std::uint32_t n_versions = r.u32();
         for (std::uint32_t k = 0; k < n_versions; ++k) {
           VersionId v = version();

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kith/crypto/sign.hpp"
@@ -100,7 +101,8 @@ class ChainVerifier {
  public:
   explicit ChainVerifier(PlanId plan) : plan_(plan) {}
 
-  ChainOutcome add(const std::vector<Op>& ops, const std::vector<SignedHead>& heads);
+  // Takes the batch by value so that ops move into the pending set and on to the outcome.
+  ChainOutcome add(std::vector<Op> ops, const std::vector<SignedHead>& heads);
   // Marks an op as accepted without checks, e.g. when reloading ops this device verified before.
   void restore(const OpHeader& header, const OpHash& hash);
   // Forgets the last accepted op of its chain: this device re-seals its own unacknowledged ops
@@ -123,7 +125,7 @@ class ChainVerifier {
 
   PlanId plan_;
   std::map<ChainKey, Chain> chains_;
-  std::map<OpId, OpHash> op_ids_;  // every op id accepted or pending, with its hash
+  std::unordered_map<OpId, OpHash, IdHash> op_ids_;  // every op id accepted or pending
 };
 
 }  // namespace kith::sync

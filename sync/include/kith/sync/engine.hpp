@@ -85,6 +85,12 @@ class SyncEngine {
   SyncEngine& operator=(const SyncEngine&) = delete;
 
   void on_event(std::function<void(const SyncEvent&)> sink) { sink_ = std::move(sink); }
+
+  // Saves each plan's merged state, so the next start need not replay the ops since the last
+  // save. Ops and cursors are durable as they arrive; the state is a cache of them, saved here
+  // (call it when the app goes to the background or the CLI exits) and by the destructor, not
+  // on the catch-up path, where writing a large plan's state would cost more than replaying.
+  void flush();
   const DeviceIdentity& identity() const noexcept { return me_; }
 
   // --- Authoring; works offline. ---

@@ -55,6 +55,18 @@ struct OpTag;
 struct AccountTag;
 struct DeviceTag;
 
+// A hash for unordered containers: SipHash-2-4 (libsodium's crypto_shorthash) under a random
+// per-process key, since ids are chosen by clients and a chosen-collision flood must not turn a
+// table into a list.
+std::size_t keyed_id_hash(ByteView bytes) noexcept;
+
+struct IdHash {
+  template <std::size_t N, class Tag>
+  std::size_t operator()(const FixedId<N, Tag>& id) const noexcept {
+    return keyed_id_hash(id.bytes());
+  }
+};
+
 using PlanId = FixedId<16, PlanTag>;
 using OpId = FixedId<16, OpTag>;
 using AccountId = FixedId<32, AccountTag>;  // identity public key

@@ -19,7 +19,9 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kith/sync/ids.hpp"
@@ -77,6 +79,10 @@ class PlanState {
   std::vector<RecordView> records(const std::optional<Section>& section = std::nullopt,
                                   bool include_deleted = false) const;
   std::vector<Conflict> conflicts() const;
+  // The conflicts on one record's fields.
+  std::vector<Conflict> conflicts(const RecordId& record) const;
+  // Whether one field has concurrent versions waiting for a person (cheap: no copies).
+  bool in_conflict(const RecordId& record, std::string_view field) const;
   // The versions of a field a new update should name (all current ones), so that it supersedes
   // them and, when there are several, resolves the conflict.
   std::vector<VersionId> current_versions(const RecordId& id, std::string_view field) const;
@@ -105,16 +111,28 @@ class PlanState {
     DeviceId device;
     Hlc clock;
   };
+  struct Field {
+    std::map<VersionId, Update> versions;
+    // Derived from `versions` under the rules for the create in force (`computed_for`), kept up
+    // to date as versions arrive and rebuilt when the create changes; never part of the state's
+    // bytes.
+    mutable std::optional<VersionId> computed_for;
+    mutable std::set<VersionId> superseded;  // named by a version that counts
+    mutable std::set<VersionId> current;     // versions that count and nothing supersedes
+  };
   struct Record {
     std::optional<Create> create;
-    std::map<std::string, std::map<VersionId, Update>, std::less<>> fields;
+    std::map<std::string, Field, std::less<>> fields;
   };
 
-  std::vector<FieldCandidate> current(const Record& r, const Create& c,
-                                      const std::map<VersionId, Update>& versions) const;
+  static bool counts(const Create& c, const VersionId& v, const Update& u);
+  void refresh(const Create& c, const Field& f) const;
+  std::vector<FieldCandidate> current(const Create& c, const Field& f) const;
   RecordView view(const RecordId& id, const Record& r) const;
 
-  std::map<RecordId, Record> records_;
+  std::vector<RecordId> sorted_ids() const;
+
+  std::unordered_map<RecordId, Record, IdHash> records_;  // sorted when read out
   std::size_t versions_ = 0;
 };
 
