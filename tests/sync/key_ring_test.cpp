@@ -2,20 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include "fixtures.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
 namespace {
 
-using Kind = MembershipEntry::Kind;
+using test::Person;
 
-struct Person {
-  crypto::SigningKey identity = crypto::SigningKey::generate();
-  crypto::DeviceKeys device = crypto::DeviceKeys::generate();
-  crypto::DeviceCertificate cert = crypto::DeviceCertificate::issue(
-      identity, device.signing.public_key(), device.encryption.public_key(), 1);
-  DeviceId device_id() const { return DeviceId::from_bytes(device.signing.public_key().bytes()); }
-};
+using Kind = MembershipEntry::Kind;
 
 class KeyRingTest : public ::testing::Test {
  protected:

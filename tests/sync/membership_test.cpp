@@ -2,31 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include "fixtures.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
 namespace {
 
+using test::error_of;
+using test::Person;
+
 using Kind = MembershipEntry::Kind;
-
-struct Person {
-  crypto::SigningKey identity = crypto::SigningKey::generate();
-  crypto::DeviceKeys device = crypto::DeviceKeys::generate();
-  crypto::DeviceCertificate cert = crypto::DeviceCertificate::issue(
-      identity, device.signing.public_key(), device.encryption.public_key(), 1);
-  AccountId account() const { return AccountId::from_bytes(identity.public_key().bytes()); }
-  DeviceId device_id() const { return DeviceId::from_bytes(device.signing.public_key().bytes()); }
-};
-
-SyncErrorCode error_of(auto f) {
-  try {
-    f();
-  } catch (const SyncError& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error";
-  return SyncErrorCode::kStore;
-}
 
 class Membership : public ::testing::Test {
  protected:

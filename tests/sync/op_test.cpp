@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "fixtures.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
 namespace {
+
+using test::error_of;
 
 OpHeader sample_header() {
   OpHeader h;
@@ -28,16 +31,6 @@ OpBody sample_body() {
   b.mutations.push_back(
       {Mutation::Kind::kSet, r, "", "dose", "5 mg", {VersionId{OpId::random(), 3}}});
   return b;
-}
-
-SyncErrorCode error_of(auto f) {
-  try {
-    f();
-  } catch (const SyncError& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error";
-  return SyncErrorCode::kStore;
 }
 
 TEST(OpHeader, RoundTripsEveryField) {
