@@ -131,6 +131,7 @@ struct SyncEngine::Plan {
   std::optional<OpId> last_stored;  // the op most recently put in the store
   std::optional<OpId> saved_upto;   // last_stored when the state was last saved
   bool needs_reseal = false;
+  bool needs_rebuild = false;  // an entry arrived that may refuse ops already merged here
 };
 
 SyncEngine::SyncEngine(LocalStore& store, DeviceIdentity me, std::function<std::uint64_t()> now_ms)
@@ -361,6 +362,7 @@ void SyncEngine::rotate_key(const PlanId& plan, const Section& section) {
     }
   }
   reseal_outbox(p);
+  rebuild_state(p);
 }
 
 void SyncEngine::wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
@@ -598,6 +600,11 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
       p.log.append(e);
       store_.put_membership_entry(id, e.index, e.serialize());
       if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
+      // A reduction of rights or a rotation carries cut-offs: ops merged here before it
+      // arrived (this device's own included) may now be refused everywhere.
+      if (e.kind == Kind::kGrant || e.kind == Kind::kRevoke || e.kind == Kind::kKeyRotation) {
+        p.needs_rebuild = true;
+      }
     } catch (const SyncError& e) {
       problem(id, e.code(), e.what());
       break;
@@ -609,6 +616,28 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   for (const auto& [section, before] : epochs_before) {
     if (p.log.epoch(section) > before) p.needs_reseal = true;
   }
+  if (p.needs_rebuild) rebuild_state(p);
+}
+
+// Merges every stored op again, each judged by the membership log as it stands now, so that
+// this device shows exactly what every other device that applies the same log shows — even
+// when a later entry refuses an op this device had already merged (its own ones included).
+void SyncEngine::rebuild_state(Plan& p) {
+  p.needs_rebuild = false;
+  p.state = PlanState();
+  std::vector<SyncEvent> ignored;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto batch = store_.ops(p.id, after, 1000);
+    if (batch.empty()) break;
+    for (const StoredOp& s : batch) {
+      after = s.local_index;
+      Op op{s.header, s.body};
+      OpHeader h = OpHeader::parse(s.header);
+      apply_op(p, AcceptedOp{h, op, op.hash()}, ignored);
+    }
+  }
+  p.saved_upto.reset();
 }
 
 void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
@@ -744,7 +773,10 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
       Plan& p = plan_ref(id);
       emit(SyncEvent::progress(id, store_.cursor(id), false));
       // Queued ops go up only now, once any key rotation they missed has been applied.
-      if (p.needs_reseal) reseal_outbox(p);
+      if (p.needs_reseal) {
+        reseal_outbox(p);
+        rebuild_state(p);  // the re-stamped ops are judged at their new place in the log
+      }
       return pushes(id);
     }
     case M::kError: {

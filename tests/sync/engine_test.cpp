@@ -366,6 +366,28 @@ TEST_F(Engine, KeyRotationResealsOpsQueuedOffline) {
   EXPECT_EQ(b->count(SyncEvent::Kind::kProblem), 0u);
 }
 
+TEST_F(Engine, OpRefusedByALaterRotationLeavesItsAuthorsViewToo) {
+  PlanId plan = shared_plan();
+  RecordId r = a->engine->add_record(plan, "health", {{"dose", "5 mg"}});
+  a->sync(server, plan);
+  b->sync(server, plan);
+  // b's edit reaches the server, but a rotates the key without having seen it: the rotation's
+  // cut-off for b is below that edit, so every device must refuse it — b included, which had
+  // already merged its own edit.
+  b->engine->set_fields(plan, r, {{"dose", "10 mg"}});
+  b->sync(server, plan);
+  EXPECT_EQ(text(*b, plan, r, "dose"), "10 mg");
+  a->engine->rotate_key(plan, Section::parse("health"));
+  a->sync(server, plan);
+  b->sync(server, plan);
+  EXPECT_EQ(text(*a, plan, r, "dose"), "5 mg");
+  EXPECT_EQ(text(*b, plan, r, "dose"), "5 mg");
+  EXPECT_EQ(b->engine->state(plan).canonical(), a->engine->state(plan).canonical());
+  // A restart rebuilds the same view from the store.
+  b->open();
+  EXPECT_EQ(b->engine->state(plan).canonical(), a->engine->state(plan).canonical());
+}
+
 TEST_F(Engine, TamperedOpIsReportedAndNotApplied) {
   PlanId plan = shared_plan();
   server.tamper_next_op = true;

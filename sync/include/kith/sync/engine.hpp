@@ -147,6 +147,7 @@ class SyncEngine {
   void handle_envelopes(const kith::v1::EnvelopeBatch& batch);
   void handle_ack(const kith::v1::PushAck& ack);
   void reseal_outbox(Plan& p);
+  void rebuild_state(Plan& p);
   void wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
                 const crypto::DeviceCertificate& device);
   void save_state(Plan& p);
