@@ -14,12 +14,16 @@
 // synced are concurrent and conflict), appending activity records and notes, deleting
 // (`_deleted` = "1"), resolving conflicts, going offline, pushing, pulling and delivering.
 //
-// Rights: this test does not drive the membership log. An op's AuthorRights come from a fixed
-// per-account table, read when the op is authored and carried with the op through the
-// simulated server (keyed by op id); the header's membership_index counts the rights changes
-// so far, which is where the membership check will read them from. A "revocation-like" step
-// drops a member's may_edit_any from true to false for ops authored from then on; earlier ops
-// keep the rights they were written with. Every member holds every section's key (epoch 0).
+// Rights come from the real membership log. The owner's first device creates the plan; every
+// other account joins through an invite granting every section (write, or append for family);
+// further devices are added by their account's first device. Each replica keeps its own copy of
+// the log, brought up to the server's before each pull (as the server sends membership before
+// ops). An op carries the log size its author had seen and every replica judges it with
+// MembershipLog::check_op. A rights drop is a real grant entry per section (write -> append)
+// written by the owner's first device, with cut-offs from what that device has accepted: ops of
+// the member beyond them are refused everywhere, the author's own view included, so a replica
+// that learns of such an entry re-judges every op it holds. Every member holds every section's
+// key (epoch 1).
 //
 // At the end every replica comes online and pushes, pulls and delivers until nothing moves.
 // Then every replica's canonical() bytes and conflicts() must be equal, nothing may be left
@@ -54,6 +58,7 @@
 #include "kith/sync/chain.hpp"
 #include "kith/sync/error.hpp"
 #include "kith/sync/ids.hpp"
+#include "kith/sync/membership.hpp"
 #include "kith/sync/op.hpp"
 #include "kith/sync/plan_state.hpp"
 #include "kith/sync/record_types.hpp"
@@ -161,6 +166,7 @@ class Simulation {
     add_account("family", false, 1);
     if (pick(2) == 0) add_account("provider", true, 1);
     while (replicas_.size() < 5) add_device(1 + pick(accounts_.size() - 1));
+    build_membership();
   }
 
   Outcome run() {
@@ -183,8 +189,9 @@ class Simulation {
  private:
   struct Account {
     std::string role;
+    crypto::SigningKey identity;
     AccountId id;
-    bool may_edit_any = false;  // the rights table: changes apply to ops authored later
+    bool may_edit_any = false;  // what the membership log grants in every section, for now
   };
   struct Entry {  // one item of the server's log
     bool is_head = false;
@@ -199,19 +206,25 @@ class Simulation {
     std::vector<SignedHead> heads;
   };
   struct Replica {
-    Replica(std::string n, std::size_t a, crypto::SigningKey k, PlanId plan)
+    Replica(std::string n, std::size_t a, crypto::SigningKey k, crypto::BoxSecretKey b, PlanId plan)
         : name(std::move(n)),
           account(a),
           key(std::move(k)),
+          box(std::move(b)),
           device(DeviceId::from_bytes(key.public_key().bytes())),
           writer(plan, key),
-          verifier(plan) {}
+          verifier(plan),
+          log(plan) {}
     std::string name;
     std::size_t account;
     crypto::SigningKey key;  // ChainWriter keeps a pointer to it: Replica never moves
+    crypto::BoxSecretKey box;
     DeviceId device;
     ChainWriter writer;
     ChainVerifier verifier;
+    MembershipLog log;                // this replica's copy of the plan's membership log
+    std::vector<AcceptedOp> history;  // every op it authored or accepted, to re-judge
+    bool needs_rebuild = false;
     PlanState state;
     HlcClock clock;
     std::int64_t skew_ms = 0;
@@ -235,16 +248,138 @@ class Simulation {
   }
 
   void add_account(const char* role, bool may_edit_any, std::size_t devices) {
-    accounts_.push_back({role, make_id<AccountId>(), may_edit_any});
+    auto identity = crypto::SigningKey::parse(random_bytes(crypto::kSeedSize));
+    AccountId id = AccountId::from_bytes(identity.public_key().bytes());
+    accounts_.push_back({role, std::move(identity), id, may_edit_any});
     for (std::size_t d = 0; d < devices; ++d) add_device(accounts_.size() - 1);
   }
   void add_device(std::size_t account) {
     std::size_t n = 0;
     for (const auto& r : replicas_) n += r->account == account;
     auto key = crypto::SigningKey::parse(random_bytes(crypto::kSeedSize));
+    auto box = crypto::BoxSecretKey::parse(random_bytes(crypto::kBoxKeySize));
     replicas_.push_back(std::make_unique<Replica>(accounts_[account].role + "#" + std::to_string(n),
-                                                  account, std::move(key), plan_));
+                                                  account, std::move(key), std::move(box), plan_));
     replicas_.back()->skew_ms = static_cast<std::int64_t>(pick(4001)) - 2000;
+  }
+
+  // ---- membership: the real log, written by the owner's first device and the members
+
+  crypto::DeviceCertificate certificate(const Replica& r) const {
+    return crypto::DeviceCertificate::issue(accounts_[r.account].identity, r.key.public_key(),
+                                            r.box.public_key(), 1);
+  }
+  // Signs `e` with `author`'s device, appends it to the server's log and to the author's copy.
+  void write_entry(Replica& author, MembershipEntry e) {
+    e.sign(author.key);
+    author.log.append(e);
+    entries_.push_back(std::move(e));
+  }
+  Replica* first_device(std::size_t account) {
+    for (auto& r : replicas_) {
+      if (r->account == account) return r.get();
+    }
+    return nullptr;
+  }
+
+  // The plan is created by the owner's first device; every other account joins through an
+  // invite granting every section (write or append); further devices are added by the first
+  // device of their account. Every replica starts with the whole log.
+  void build_membership() {
+    using Kind = MembershipEntry::Kind;
+    Replica& owner = *replicas_[0];
+    auto e = owner.log.next(Kind::kPlanCreated, owner.device, 1);
+    e.certificate = certificate(owner);
+    write_entry(owner, std::move(e));
+    for (std::size_t a = 0; a < accounts_.size(); ++a) {
+      Replica* first = first_device(a);
+      sync_membership(owner);
+      if (a > 0) {
+        Bytes secret = random_bytes(32);
+        auto invite = owner.log.next(Kind::kInviteCreated, owner.device, 2);
+        invite.invite_id = make_id<OpId>();
+        auto invite_key = invite_key_from_secret(secret);
+        invite.invite_key.assign(invite_key.public_key().bytes().begin(),
+                                 invite_key.public_key().bytes().end());
+        invite.invite_expires_at_ms = UINT64_MAX;
+        for (const char* name : kSections) {
+          invite.grants.push_back(
+              {Section::parse(name),
+               accounts_[a].may_edit_any ? Permission::kWrite : Permission::kAppend, 0});
+        }
+        OpId invite_id = invite.invite_id;
+        write_entry(owner, std::move(invite));
+        sync_membership(*first);
+        auto join = first->log.next(Kind::kInviteAccepted, first->device, 3);
+        join.invite_id = invite_id;
+        join.certificate = certificate(*first);
+        join.invite_signature =
+            invite_key.sign(crypto::labels::kInviteJoin, join.invite_join_message());
+        write_entry(*first, std::move(join));
+        sync_membership(owner);
+      }
+      for (auto& r : replicas_) {
+        if (r->account != a || r.get() == first) continue;
+        sync_membership(*first);
+        auto added = first->log.next(Kind::kDeviceAdded, first->device, 4);
+        added.certificate = certificate(*r);
+        write_entry(*first, std::move(added));
+      }
+    }
+    for (auto& r : replicas_) sync_membership(*r);
+  }
+
+  // Brings a replica's copy of the log up to the server's. An entry that reduces rights (or
+  // rotates a key) may refuse ops the replica has already merged: it re-judges them all.
+  void sync_membership(Replica& r) {
+    while (r.log.size() < entries_.size()) {
+      const MembershipEntry& e = entries_[r.log.size()];
+      try {
+        r.log.append(MembershipEntry::parse(e.serialize()));
+      } catch (const SyncError& err) {
+        problems_.push_back(r.name + ": membership entry " + std::to_string(e.index) +
+                            " refused: " + err.what());
+        return;
+      }
+      if (e.kind == MembershipEntry::Kind::kGrant || e.kind == MembershipEntry::Kind::kRevoke) {
+        r.needs_rebuild = true;
+      }
+    }
+    if (r.needs_rebuild) rebuild(r);
+  }
+
+  // Judges one op by the replica's log and merges it; false when the log refuses it.
+  bool merge(Replica& r, const AcceptedOp& a) {
+    AuthorRights rights;
+    try {
+      rights = r.log.check_op(a.header);
+    } catch (const SyncError& err) {
+      if (err.code() != SyncErrorCode::kForbidden) {
+        problems_.push_back(r.name + ": op " + a.header.op_id.short_hex() +
+                            " refused: " + err.what());
+      }
+      return false;
+    }
+    auto body = open_op(a.op, keys_.at(a.header.section));
+    if (!body) {
+      problems_.push_back(r.name + ": op " + a.header.op_id.short_hex() + " did not open");
+      return false;
+    }
+    try {
+      r.state.apply(a.header, *body, rights);
+    } catch (const SyncError& e) {
+      problems_.push_back(r.name + ": op " + a.header.op_id.short_hex() +
+                          " did not apply: " + e.what());
+      return false;
+    }
+    return true;
+  }
+
+  void rebuild(Replica& r) {
+    r.needs_rebuild = false;
+    r.state = PlanState();
+    for (const AcceptedOp& a : r.history) merge(r, a);
+    ++stats_["rebuilds after a rights change"];
   }
 
   void trace(const Replica& r, const std::string& what) {
@@ -313,22 +448,28 @@ class Simulation {
 
   void author(Replica& r, const Section& section, std::vector<Mutation> mutations,
               const std::string& what) {
-    const Account& account = accounts_[r.account];
-    AuthorRights rights{account.id, account.may_edit_any};  // snapshot at authoring time
     OpHeader h;
     h.plan = plan_;
     h.op_id = make_id<OpId>();
     h.section = section;
-    h.membership_index = rights_changes_;  // where the membership check will read rights
+    h.epoch = r.log.epoch(section);
+    h.membership_index = r.log.size();  // the log as this replica has seen it
     h.clock = r.clock.tick(
         static_cast<std::uint64_t>(static_cast<std::int64_t>(now_ms_) + r.skew_ms + 1'000'000));
     r.writer.stamp(h);
+    AuthorRights rights;
+    try {
+      rights = r.log.check_op(h);
+    } catch (const SyncError& e) {
+      problems_.push_back(r.name + " could not author: " + e.what());
+      return;
+    }
     OpBody body{std::move(mutations)};
     Op op = seal_op(h, body, keys_.at(section));
     r.writer.append(h, op);
     r.verifier.restore(h, op.hash());  // its own ops come back from the server as duplicates
     r.state.apply(h, body, rights);
-    rights_[h.op_id] = rights;
+    r.history.push_back({h, op, op.hash()});
     r.outbox.push_back({false, std::move(op), {}, {h.author, section}, h.author_seq, h.op_id});
     r.unpushed.insert(section);
     ++stats_["ops authored"];
@@ -428,9 +569,25 @@ class Simulation {
       if (accounts_[a].may_edit_any) writers.push_back(a);
     }
     if (writers.empty()) return;
-    Account& a = accounts_[writers[pick(writers.size())]];
+    std::size_t member = writers[pick(writers.size())];
+    Account& a = accounts_[member];
     a.may_edit_any = false;
-    ++rights_changes_;
+    // The owner's first device writes the reduction, one grant entry per section, each with
+    // the cut-off of every device of the member: the last op of theirs it has accepted.
+    Replica& owner = *replicas_[0];
+    sync_membership(owner);
+    for (const char* name : kSections) {
+      Section section = Section::parse(name);
+      auto e = owner.log.next(MembershipEntry::Kind::kGrant, owner.device, now_ms_);
+      e.member = a.id;
+      e.grants = {{section, Permission::kAppend, 0}};
+      for (const auto& r : replicas_) {
+        if (r->account != member) continue;
+        std::uint64_t seq = owner.verifier.accepted_seq({r->device, section});
+        if (seq > 0) e.cutoffs.push_back({r->device, section, seq});
+      }
+      write_entry(owner, std::move(e));
+    }
     ++stats_["rights drops"];
     if (options_.trace) std::cout << "  t=" << now_ms_ << " " << a.role << " loses write\n";
   }
@@ -461,7 +618,9 @@ class Simulation {
   }
 
   void pull(Replica& r) {
-    if (!online(r) || r.cursor == log_.size()) return;
+    if (!online(r)) return;
+    sync_membership(r);  // the server sends membership before ops
+    if (r.cursor == log_.size()) return;
     std::size_t index = 0;
     while (replicas_[index].get() != &r) ++index;
     const std::size_t from = r.cursor;
@@ -534,17 +693,8 @@ class Simulation {
           ++stats_["ops skipped"];
           continue;
         }
-        auto body = open_op(a.op, keys_.at(a.header.section));
-        if (!body) {
-          problems_.push_back(r.name + ": op " + a.header.op_id.short_hex() + " did not open");
-          continue;
-        }
-        try {
-          r.state.apply(a.header, *body, rights_.at(a.header.op_id));
-        } catch (const SyncError& e) {
-          problems_.push_back(r.name + ": op " + a.header.op_id.short_hex() +
-                              " did not apply: " + e.what());
-        }
+        r.history.push_back(a);
+        if (!merge(r, a)) ++stats_["ops refused by a cut-off"];
         r.clock.observe(a.header.clock);
         ++stats_["ops applied from the network"];
       }
@@ -579,15 +729,14 @@ class Simulation {
   Rng rng_;
   Options options_;
   PlanId plan_;
-  std::map<Section, crypto::SectionKey> keys_;  // epoch 0; every member holds every section
+  std::map<Section, crypto::SectionKey> keys_;  // epoch 1; every member holds every section
+  std::vector<MembershipEntry> entries_;        // the server's membership log
   std::vector<Account> accounts_;
   std::vector<std::unique_ptr<Replica>> replicas_;
-  std::vector<Entry> log_;               // the server's total order
-  std::map<OpId, AuthorRights> rights_;  // carried with each op through the server
+  std::vector<Entry> log_;  // the server's total order
   std::set<OpId> lost_;
   std::vector<std::string> problems_;
   std::uint64_t now_ms_ = 0;
-  std::uint64_t rights_changes_ = 0;
   Stats stats_;
 };
 
@@ -628,7 +777,8 @@ TEST(Convergence, RandomSchedulesConverge) {
     // The schedules must exercise what they claim to, or passing says little.
     for (const char* what :
          {"duplicates", "batches leaving ops pending", "resolves", "conflicts left at the end",
-          "deletes", "edits every replica must ignore", "rights drops"}) {
+          "deletes", "edits every replica must ignore", "rights drops", "ops refused by a cut-off",
+          "rebuilds after a rights change"}) {
       EXPECT_GT(total[what], 0u) << what;
     }
   }
