@@ -129,6 +129,8 @@ std::set<OpId> ChainVerifier::pending_op_ids() const {
 ChainOutcome ChainVerifier::add(std::vector<Op> ops, const std::vector<SignedHead>& heads) {
   ChainOutcome out;
   std::set<ChainKey> touched;
+  Chain* last_chain = nullptr;  // stays valid: std::map nodes do not move
+  ChainKey last_key;
 
   for (Op& op : ops) {
     OpHeader header;
@@ -155,7 +157,13 @@ ChainOutcome ChainVerifier::add(std::vector<Op> ops, const std::vector<SignedHea
       }
       continue;
     }
-    Chain& chain = chains_[key];
+    // Ops of one chain usually come together: look the chain up only when it changes.
+    if (!last_chain || !(last_key == key)) {
+      last_chain = &chains_[key];
+      last_key = key;
+      touched.insert(key);
+    }
+    Chain& chain = *last_chain;
     if (header.author_seq <= chain.accepted.size()) {
       // An op id we have not seen at a position already filled: a second history.
       out.problems.push_back({SyncErrorCode::kChainFork, key, header.author_seq,
@@ -164,16 +172,18 @@ ChainOutcome ChainVerifier::add(std::vector<Op> ops, const std::vector<SignedHea
                                   "history was forked"});
       continue;
     }
-    auto [it, inserted] = chain.pending.emplace(header.author_seq, AcceptedOp{header, op, hash});
+    std::uint64_t seq = header.author_seq;
+    OpId op_id = header.op_id;
+    auto [it, inserted] =
+        chain.pending.try_emplace(seq, AcceptedOp{std::move(header), std::move(op), hash});
     if (!inserted) {
-      out.problems.push_back({SyncErrorCode::kChainFork, key, header.author_seq,
-                              where(key, header.author_seq) +
+      out.problems.push_back({SyncErrorCode::kChainFork, key, seq,
+                              where(key, seq) +
                                   " arrived in two different versions: the author's history "
                                   "was forked"});
       continue;
     }
-    op_ids_[header.op_id] = hash;
-    touched.insert(key);
+    op_ids_.emplace(op_id, hash);
   }
 
   // Heads, highest first per chain: one valid head covers everything below it, so lower ones
