@@ -157,7 +157,7 @@ void report(benchmark::State& state, const Workload& w) {
     for (const ks::AcceptedOp& a : out.accepted) {
       auto body = ks::open_op(a.op, w.key);
       if (!body) return std::nullopt;
-      plan.apply(a.header, *body, w.rights.at(a.header.author));
+      plan.apply(a.header, std::move(*body), w.rights.at(a.header.author));
       ++applied;
     }
   }

@@ -489,13 +489,13 @@ void SyncEngine::apply_op(Plan& p, const AcceptedOp& a, std::vector<SyncEvent>& 
       throw SyncError(SyncErrorCode::kDecryptFailed,
                       "an op in " + a.header.section.name() + " did not decrypt; it was ignored");
     }
-    p.state.apply(a.header, *body, rights);
     std::set<RecordId> changed;
     std::set<std::pair<RecordId, std::string>> fields;
     for (const Mutation& m : body->mutations) {
       changed.insert(m.record);
       if (m.kind == Mutation::Kind::kSet) fields.emplace(m.record, m.field);
     }
+    p.state.apply(a.header, std::move(*body), rights);
     for (const RecordId& r : changed) events.push_back(SyncEvent::record_changed(p.id, r));
     for (const auto& [r, field] : fields) {
       if (p.state.in_conflict(r, field)) events.push_back(SyncEvent::conflict(p.id, r, field));

@@ -27,6 +27,10 @@ constexpr std::uint8_t kStateVersion = 1;
 }  // namespace
 
 void PlanState::apply(const OpHeader& header, const OpBody& body, const AuthorRights& author) {
+  apply(header, OpBody(body), author);
+}
+
+void PlanState::apply(const OpHeader& header, OpBody&& body, const AuthorRights& author) {
   // Validate the whole op before changing anything.
   for (const Mutation& m : body.mutations) {
     if (m.kind == Mutation::Kind::kCreate) {
@@ -43,19 +47,20 @@ void PlanState::apply(const OpHeader& header, const OpBody& body, const AuthorRi
     }
   }
   for (std::size_t i = 0; i < body.mutations.size(); ++i) {
-    const Mutation& m = body.mutations[i];
+    Mutation& m = body.mutations[i];
     VersionId version{header.op_id, static_cast<std::uint16_t>(i)};
     Record& record = records_[m.record];
     if (m.kind == Mutation::Kind::kCreate) {
-      Create c{version, m.type, header.section, author.account, header.author, header.clock};
+      Create c{version,        std::move(m.type), header.section,
+               author.account, header.author,     header.clock};
       // Two creates of one id: the lowest version wins, whatever the arrival order.
       if (!record.create || version < record.create->version) record.create = std::move(c);
       continue;
     }
     Field& field = record.fields[m.field];
     auto [it, inserted] = field.versions.try_emplace(
-        version, Update{m.value, header.clock, header.author, author.account, author.may_edit_any,
-                        header.section, m.seen});
+        version, Update{std::move(m.value), header.clock, header.author, author.account,
+                        author.may_edit_any, header.section, std::move(m.seen)});
     if (!inserted) continue;  // a version is written once: the same op again changes nothing
     ++versions_;
     // Keep the derived sets current without rescanning the field.

@@ -73,6 +73,8 @@ class PlanState {
   // be part of any plan (a create of a type outside the op's section, a reserved or invalid
   // field name); such an op changes nothing.
   void apply(const OpHeader& header, const OpBody& body, const AuthorRights& author);
+  // The same, taking the body's strings instead of copying them.
+  void apply(const OpHeader& header, OpBody&& body, const AuthorRights& author);
 
   std::optional<RecordView> record(const RecordId& id) const;
   // Visible records (created, not deleted unless asked), ordered by id.
