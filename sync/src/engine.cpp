@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_map>
 
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
@@ -509,7 +510,7 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
   Plan& p = plan_ref(id);
   std::vector<Op> ops;
-  std::map<OpId, std::uint64_t> seqs;
+  std::unordered_map<OpId, std::uint64_t, IdHash> seqs;
   std::vector<std::pair<OpId, std::uint64_t>> own;  // this device's ops, echoed back
   for (const auto& d : batch.ops()) {
     ops.push_back(Op{to_bytes(d.op().header()), to_bytes(d.op().body())});
@@ -558,13 +559,14 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
       }
     }
   }
-  for (const AcceptedOp& a : outcome.accepted) {
-    std::uint64_t seq = seqs.count(a.header.op_id) ? seqs[a.header.op_id] : 0;
+  for (AcceptedOp& a : outcome.accepted) {
+    auto found = seqs.find(a.header.op_id);
+    std::uint64_t seq = found == seqs.end() ? 0 : found->second;
     if (a.header.author == me_.device()) continue;  // restored from our own store
     p.clock.observe(a.header.clock);
     apply_op(p, a, events);
     store_.put_op(StoredOp{p.id, a.header.section.name(), a.header.author, a.header.author_seq,
-                           a.header.op_id, seq, a.op.header, a.op.body, 0});
+                           a.header.op_id, seq, std::move(a.op.header), std::move(a.op.body), 0});
     p.last_stored = a.header.op_id;
   }
   std::uint64_t cursor = std::max(store_.cursor(p.id), batch.up_to_seq());
