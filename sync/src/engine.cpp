@@ -546,7 +546,9 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     it = waiting.count(it->first) ? std::next(it) : p.pending.erase(it);
   }
   std::uint64_t acked = 0;
-  auto tx = store_.begin();
+  // Everything in a batch can be fetched again: relaxed durability, with the cursor in the same
+  // transaction, so a power cut can only roll both back together.
+  auto tx = store_.begin(LocalStore::Durability::kRelaxed);
   if (!own.empty()) {
     auto queued = store_.outbox(p.id);
     std::set<OpId> in_outbox(queued.begin(), queued.end());

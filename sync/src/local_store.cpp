@@ -203,10 +203,12 @@ class LocalStore::Impl {
 
 class LocalStore::Transaction::State {
  public:
-  explicit State(Impl& impl) : impl_(&impl), transaction_(impl.db()) {
+  State(Impl& impl, Durability durability)
+      : impl_(&impl), sync_(impl.db(), durability), transaction_(impl.db()) {
     impl.user_transaction() = true;
   }
-  // transaction_ is destroyed after this body: it rolls back anything not committed.
+  // transaction_ is destroyed after this body: it rolls back anything not committed; then
+  // sync_ puts the connection back to synchronous=FULL.
   ~State() { impl_->user_transaction() = false; }
   State(const State&) = delete;
   State& operator=(const State&) = delete;
@@ -214,7 +216,32 @@ class LocalStore::Transaction::State {
   void commit() { transaction_.commit(); }
 
  private:
+  // Sets the connection's synchronous level for one transaction (PRAGMA synchronous cannot
+  // change inside one) and restores FULL afterwards.
+  class SyncLevel {
+   public:
+    SyncLevel(sqlite::Database& db, Durability durability)
+        : db_(&db), relaxed_(durability == Durability::kRelaxed) {
+      if (relaxed_) db_->exec("PRAGMA synchronous = NORMAL");
+    }
+    ~SyncLevel() {
+      if (!relaxed_) return;
+      try {
+        db_->exec("PRAGMA synchronous = FULL");
+      } catch (...) {
+        // The connection is unusable if even this fails; the next write reports it.
+      }
+    }
+    SyncLevel(const SyncLevel&) = delete;
+    SyncLevel& operator=(const SyncLevel&) = delete;
+
+   private:
+    sqlite::Database* db_;
+    bool relaxed_;
+  };
+
   Impl* impl_;
+  SyncLevel sync_;
   sqlite::Transaction transaction_;
 };
 
@@ -239,13 +266,13 @@ LocalStore::~LocalStore() = default;
 LocalStore::LocalStore(LocalStore&&) noexcept = default;
 LocalStore& LocalStore::operator=(LocalStore&&) noexcept = default;
 
-LocalStore::Transaction LocalStore::begin() {
+LocalStore::Transaction LocalStore::begin(Durability durability) {
   if (impl_->user_transaction()) {
     throw SyncError(SyncErrorCode::kStore,
                     "A transaction is already open on this store; commit it or let it go out of "
                     "scope first");
   }
-  return Transaction(std::make_unique<Transaction::State>(*impl_));
+  return Transaction(std::make_unique<Transaction::State>(*impl_, durability));
 }
 
 // --- Plans ---

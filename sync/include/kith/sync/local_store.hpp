@@ -110,8 +110,15 @@ class LocalStore {
     std::unique_ptr<State> state_;
   };
 
+  // How hard a commit works to survive a power cut. kFull (the default) flushes the WAL to disk
+  // at every commit. kRelaxed (SQLite's synchronous=NORMAL for that transaction) is just as
+  // atomic and survives the app being killed, but the last commits may be lost if the phone
+  // loses power or the OS crashes. Use it only for what the server can send again (a catch-up
+  // batch and the cursor it reaches); never for this device's own changes.
+  enum class Durability { kFull, kRelaxed };
+
   // Throws SyncError(kStore) when a Transaction is already open on this store.
-  [[nodiscard]] Transaction begin();
+  [[nodiscard]] Transaction begin(Durability durability = Durability::kFull);
 
   // --- Plans on this device: id and title (sealed). ---
   // Adds the plan, or changes its title.
