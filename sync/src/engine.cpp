@@ -104,6 +104,11 @@ AccountId DeviceIdentity::account() const {
   return AccountId::from_bytes(secrets.identity.public_key().bytes());
 }
 
+crypto::SectionKey DeviceIdentity::storage_key() const {
+  static constexpr crypto::KdfContext kStorageContext{"kithstor"};
+  return crypto::SectionKey::derive(secrets.device.encryption.secret(), 1, kStorageContext);
+}
+
 DeviceId DeviceIdentity::device() const {
   return DeviceId::from_bytes(secrets.device.signing.public_key().bytes());
 }

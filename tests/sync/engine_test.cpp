@@ -7,9 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 
+#include "kith/crypto/error.hpp"
+#include "kith/crypto/key_store.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
@@ -386,6 +390,48 @@ TEST_F(Engine, OpRefusedByALaterRotationLeavesItsAuthorsViewToo) {
   // A restart rebuilds the same view from the store.
   b->open();
   EXPECT_EQ(b->engine->state(plan).canonical(), a->engine->state(plan).canonical());
+}
+
+TEST(EngineAtRest, StoreOpensOnlyWithTheKeyFromTheDevicesPassphrase) {
+  fs::path dir = fs::temp_directory_path() / ("kith-engine-at-rest-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  crypto::KeyStore keys(dir / "device.key");
+  crypto::DeviceSecrets secrets{crypto::SigningKey::generate(), crypto::DeviceKeys::generate()};
+  keys.save(secrets.serialize(), "correct horse", crypto::PwhashParams::minimum_for_tests());
+  std::uint64_t now = 1'795'305'600'000;
+  PlanId plan;
+  {
+    auto me =
+        DeviceIdentity::create(crypto::DeviceSecrets::parse(keys.load("correct horse").view()), 1);
+    LocalStore store(dir / "store.db", me.storage_key());
+    SyncEngine engine(store, me, [&] { return now; });
+    plan = engine.create_plan("Nia's plan");
+    engine.add_record(plan, "health", {{"text", "CANARY-at-rest-7f3e"}});
+  }
+  // Nothing of the plan's text is in the files, whether in ops, the saved state or the WAL.
+  const std::string canary = "CANARY-at-rest-7f3e";
+  ASSERT_GT(fs::file_size(dir / "store.db"), 4096u);  // the scan reads a real database
+  for (const char* name : {"store.db", "store.db-wal", "store.db-shm"}) {
+    std::ifstream in(dir / name, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes.find(canary), std::string::npos) << name;
+    EXPECT_EQ(bytes.find("Nia's plan"), std::string::npos) << name;
+  }
+  // The same passphrase gives the same key: the plan is there after a restart.
+  {
+    auto me =
+        DeviceIdentity::create(crypto::DeviceSecrets::parse(keys.load("correct horse").view()), 1);
+    LocalStore store(dir / "store.db", me.storage_key());
+    SyncEngine engine(store, me, [&] { return now; });
+    ASSERT_EQ(engine.state(plan).records().size(), 1u);
+  }
+  // Another device's key does not open it, and a wrong passphrase yields no key at all.
+  auto other = DeviceIdentity::create(
+      crypto::DeviceSecrets{crypto::SigningKey::generate(), crypto::DeviceKeys::generate()}, 1);
+  EXPECT_THROW(LocalStore(dir / "store.db", other.storage_key()), SyncError);
+  EXPECT_THROW(keys.load("wrong horse"), crypto::KeyStoreError);
+  fs::remove_all(dir);
 }
 
 TEST_F(Engine, TamperedOpIsReportedAndNotApplied) {

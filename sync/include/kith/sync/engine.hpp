@@ -47,6 +47,10 @@ struct DeviceIdentity {
   static DeviceIdentity create(crypto::DeviceSecrets secrets, std::uint64_t issued_at);
   AccountId account() const;
   DeviceId device() const;
+  // The key that seals this device's local store (LocalStore): a crypto_kdf subkey of the
+  // device's X25519 secret (context "kithstor"), so it exists only where the key file was
+  // opened with the passphrase, and a copied database is useless without both.
+  crypto::SectionKey storage_key() const;
 };
 
 struct SyncEvent {
