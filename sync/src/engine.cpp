@@ -30,29 +30,8 @@ Bytes state_blob(std::uint64_t watermark, const PlanState& state) {
                   "this device has no plan " + plan.hex() + "; check the id with 'plan list'");
 }
 
-std::string to_string(const std::string& s) { return s; }
 Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 std::string to_wire(ByteView b) { return std::string(b.begin(), b.end()); }
-
-// (section, epoch) named by an envelope's context; nullopt for any other context.
-std::optional<std::pair<Section, std::uint64_t>> parse_key_context(ByteView ctx,
-                                                                   const PlanId& plan) {
-  constexpr std::string_view kPrefix = "kith/v1/section-key";
-  try {
-    crypto::ByteReader r(ctx, "envelope context");
-    ByteView prefix = r.raw(kPrefix.size());
-    if (!std::equal(prefix.begin(), prefix.end(), kPrefix.begin())) return std::nullopt;
-    if (PlanId::from_bytes(r.raw(PlanId::kSize)) != plan) return std::nullopt;
-    ByteView name = r.raw(r.u8());
-    Section s =
-        Section::parse(std::string_view(reinterpret_cast<const char*>(name.data()), name.size()));
-    std::uint64_t epoch = r.u64();
-    r.expect_end();
-    return std::make_pair(s, epoch);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
 
 }  // namespace
 
@@ -171,7 +150,6 @@ SyncEngine::Plan& SyncEngine::plan_ref(const PlanId& plan) const {
 void SyncEngine::load(const PlanId& id, std::string title) {
   auto p = std::make_unique<Plan>(id, std::move(title), me_.secrets.device.signing);
   for (const Bytes& e : store_.membership(id)) p->log.append(MembershipEntry::parse(e));
-  p->server_membership = 0;
   std::uint64_t watermark = 0;
   if (auto blob = store_.load_plan_state(id)) {
     crypto::ByteReader r(blob->view(), "saved plan state");
@@ -655,29 +633,11 @@ void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
   for (const std::string& bytes : batch.envelopes()) {
     try {
       auto env = crypto::Envelope::parse(crypto::as_bytes(bytes));
-      auto target = parse_key_context(env.context(), id);
-      if (!target) throw SyncError(SyncErrorCode::kMalformed, "an envelope for something else");
-      bool accepted = false;
-      for (const MemberView& m : p.log.members()) {
-        if (p.log.permission(m.account, target->first) < Permission::kManage) continue;
-        for (const DeviceId& d : m.devices) {
-          if (!env.verify(crypto::VerifyKey::parse(d.bytes()))) continue;
-          p.keys.accept(env, d, target->first, target->second, p.log,
-                        me_.secrets.device.encryption);
-          auto tx = store_.begin();
-          store_.put_envelope(id, target->first.name(), target->second, crypto::as_bytes(bytes));
-          store_.put_section_key(id, target->first.name(), target->second,
-                                 *p.keys.find(target->first, target->second));
-          tx.commit();
-          accepted = true;
-          break;
-        }
-        if (accepted) break;
-      }
-      if (!accepted) {
-        throw SyncError(SyncErrorCode::kBadSignature,
-                        "a section key was not signed by anyone who manages that section");
-      }
+      auto [section, epoch] = p.keys.accept(env, p.log, me_.secrets.device.encryption);
+      auto tx = store_.begin();
+      store_.put_envelope(id, section.name(), epoch, crypto::as_bytes(bytes));
+      store_.put_section_key(id, section.name(), epoch, *p.keys.find(section, epoch));
+      tx.commit();
     } catch (const crypto::CryptoError& e) {
       problem(id, SyncErrorCode::kMalformed, e.what());
     } catch (const SyncError& e) {
@@ -791,7 +751,7 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
     case M::kError: {
       const auto& err = message.error();
       problem({}, SyncErrorCode::kMalformed,
-              kith::v1::ErrorCode_Name(err.code()) + ": " + to_string(err.message()));
+              kith::v1::ErrorCode_Name(err.code()) + ": " + err.message());
       break;
     }
     default:

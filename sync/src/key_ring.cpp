@@ -1,5 +1,7 @@
 #include "kith/sync/key_ring.hpp"
 
+#include <algorithm>
+
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
@@ -12,6 +14,25 @@ Bytes section_key_context(const PlanId& plan, const Section& section, std::uint6
       .raw(section.name())
       .u64(epoch);
   return std::move(w).take();
+}
+
+std::optional<std::pair<Section, std::uint64_t>> parse_section_key_context(ByteView context,
+                                                                           const PlanId& plan) {
+  constexpr std::string_view kPrefix = "kith/v1/section-key";
+  try {
+    crypto::ByteReader r(context, "envelope context");
+    ByteView prefix = r.raw(kPrefix.size());
+    if (!std::equal(prefix.begin(), prefix.end(), kPrefix.begin())) return std::nullopt;
+    if (PlanId::from_bytes(r.raw(PlanId::kSize)) != plan) return std::nullopt;
+    ByteView name = r.raw(r.u8());
+    Section section =
+        Section::parse(std::string_view(reinterpret_cast<const char*>(name.data()), name.size()));
+    std::uint64_t epoch = r.u64();
+    r.expect_end();
+    return std::make_pair(section, epoch);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 void KeyRing::add(const Section& section, std::uint64_t epoch, const crypto::SectionKey& key) {
@@ -63,6 +84,37 @@ void KeyRing::accept(const crypto::Envelope& envelope, const DeviceId& signer,
                                                       "plan, section or epoch); it was not used");
   }
   add(section, epoch, *key);
+}
+
+}  // namespace kith::sync
+
+namespace kith::sync {
+
+std::pair<Section, std::uint64_t> KeyRing::accept(const crypto::Envelope& envelope,
+                                                  const MembershipLog& log,
+                                                  const crypto::BoxSecretKey& me) {
+  auto target = parse_section_key_context(envelope.context(), plan_);
+  if (!target) {
+    throw SyncError(SyncErrorCode::kMalformed,
+                    "an envelope that is not a section key of this plan was ignored");
+  }
+  const auto& [section, epoch] = *target;
+  // Envelope::open checks the signature first, so each wrong candidate costs one verification
+  // and the right one no more than accepting it.
+  for (const MemberView& m : log.members()) {
+    if (log.permission(m.account, section) < Permission::kManage) continue;
+    for (const DeviceId& d : m.devices) {
+      if (auto key = envelope.open(me, crypto::VerifyKey::parse(d.bytes()),
+                                   section_key_context(plan_, section, epoch))) {
+        add(section, epoch, *key);
+        return *target;
+      }
+    }
+  }
+  throw SyncError(SyncErrorCode::kBadSignature,
+                  "a key for " + section.name() +
+                      " was not signed by anyone who manages it, or not for this device; it "
+                      "was not used");
 }
 
 }  // namespace kith::sync

@@ -348,8 +348,15 @@ TEST_F(Engine, RestartKeepsStateOutboxAndChain) {
   EXPECT_EQ(a->engine->outbox_size(plan), 1u);
   a->engine->set_fields(plan, r, {{"status", "in-progress"}});  // continues its chain
   a->sync(server, plan);
-  b->engine->follow(plan, "x");
   EXPECT_EQ(a->engine->outbox_size(plan), 0u);
+  // The op written after the restart is the chain's second, linked to the first.
+  ASSERT_EQ(server.op_count(plan), 2u);
+  OpHeader first = OpHeader::parse(crypto::as_bytes(server.op(plan, 0).header()));
+  OpHeader second = OpHeader::parse(crypto::as_bytes(server.op(plan, 1).header()));
+  EXPECT_EQ(first.author_seq, 1u);
+  EXPECT_EQ(second.author_seq, 2u);
+  EXPECT_EQ(second.prev, op_hash(crypto::as_bytes(server.op(plan, 0).header()),
+                                 crypto::as_bytes(server.op(plan, 0).body())));
 }
 
 TEST_F(Engine, KeyRotationResealsOpsQueuedOffline) {

@@ -81,6 +81,31 @@ TEST_F(KeyRingTest, RefusesKeysFromNonManagersAndMisdirectedEnvelopes) {
   EXPECT_EQ(nurses.size(), 0u);
 }
 
+TEST_F(KeyRingTest, EnvelopeAsReceivedFindsItsSignerAmongManagers) {
+  KeyRing owners(plan);
+  auto key = crypto::SectionKey::generate();
+  owners.add(health, 2, key);
+  KeyRing nurses(plan);
+  auto got = nurses.accept(
+      owners.wrap(health, 2, nurse.device.encryption.public_key(), owner.device.signing), log,
+      nurse.device.encryption);
+  EXPECT_EQ(got.first, health);
+  EXPECT_EQ(got.second, 2u);
+  EXPECT_TRUE(*nurses.find(health, 2) == key);
+  EXPECT_EQ(parse_section_key_context(section_key_context(plan, health, 2), plan), got);
+  EXPECT_FALSE(parse_section_key_context(section_key_context(plan, health, 2), PlanId::random()));
+
+  // Signed by a member who only writes health, or addressed to another device: refused.
+  auto from_nurse =
+      owners.wrap(health, 2, owner.device.encryption.public_key(), nurse.device.signing);
+  KeyRing refused(plan);
+  EXPECT_THROW(refused.accept(from_nurse, log, owner.device.encryption), SyncError);
+  auto to_owner =
+      owners.wrap(health, 2, owner.device.encryption.public_key(), owner.device.signing);
+  EXPECT_THROW(refused.accept(to_owner, log, nurse.device.encryption), SyncError);
+  EXPECT_EQ(refused.size(), 0u);
+}
+
 TEST_F(KeyRingTest, WrapWithoutTheKeyIsAnError) {
   KeyRing ring(plan);
   EXPECT_THROW(ring.wrap(health, 3, nurse.device.encryption.public_key(), owner.device.signing),

@@ -18,6 +18,10 @@ namespace kith::sync {
 // "kith/v1/section-key" || plan (16) || u8(len(section)) || section || u64(epoch)
 Bytes section_key_context(const PlanId& plan, const Section& section, std::uint64_t epoch);
 
+// The (section, epoch) a section-key context names for `plan`; nullopt for any other context.
+std::optional<std::pair<Section, std::uint64_t>> parse_section_key_context(ByteView context,
+                                                                           const PlanId& plan);
+
 class KeyRing {
  public:
   explicit KeyRing(PlanId plan) : plan_(plan) {}
@@ -36,6 +40,14 @@ class KeyRing {
   // plan/section/epoch), kNotMember / kForbidden (the signer may not hand out this key).
   void accept(const crypto::Envelope& envelope, const DeviceId& signer, const Section& section,
               std::uint64_t epoch, const MembershipLog& log, const crypto::BoxSecretKey& me);
+
+  // As accept(), for an envelope as it arrives from the server: the section and epoch come from
+  // its context, and the signer is whichever device of a manager of that section signed it.
+  // Returns what was accepted. Throws SyncError: kMalformed (not a section-key envelope of this
+  // plan), kBadSignature (no manager's device signed it, or it is not for this device).
+  std::pair<Section, std::uint64_t> accept(const crypto::Envelope& envelope,
+                                           const MembershipLog& log,
+                                           const crypto::BoxSecretKey& me);
 
   std::size_t size() const noexcept { return keys_.size(); }
   const std::map<std::pair<Section, std::uint64_t>, crypto::SectionKey>& keys() const {
