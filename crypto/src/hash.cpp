@@ -83,19 +83,6 @@ Bytes Blake2b::finish() {
   return out;
 }
 
-SecretBytes derive_subkey(const SecretArray<32>& master, std::uint64_t id, KdfContext context,
-                          std::size_t out_len) {
-  ensure_initialized();
-  if (out_len < crypto_kdf_BYTES_MIN || out_len > crypto_kdf_BYTES_MAX) {
-    throw KeyFormatError(
-        ErrorCode::kInvalidLength,
-        "a derived key must be 16..64 bytes, asked for " + std::to_string(out_len));
-  }
-  SecretBytes out(out_len);
-  crypto_kdf_derive_from_key(out.data(), out_len, id, context.c_str(), master.data());
-  return out;
-}
-
 SecretArray<32> derive_subkey32(const SecretArray<32>& master, std::uint64_t id,
                                 KdfContext context) {
   ensure_initialized();

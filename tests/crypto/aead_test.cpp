@@ -104,6 +104,10 @@ TEST(SealedContentVectors, MatchTheDocumentedLayout) {
   ASSERT_GE(doc.at("cases").size(), 4u);
   for (const auto& c : doc.at("cases")) {
     SectionKey key = SectionKey::parse(test::hex_field(c, "key"));
+    // The subkeys, from crypto_kdf as an independent BLAKE2b implementation computed them.
+    constexpr KdfContext kAead{"kithaead"};
+    EXPECT_EQ(to_hex(derive_subkey32(key.secret(), 1, kAead).view()), c.at("encryption_subkey"));
+    EXPECT_EQ(to_hex(derive_subkey32(key.secret(), 2, kAead).view()), c.at("commitment_subkey"));
     Bytes nonce_bytes = test::hex_field(c, "nonce");
     Nonce nonce;
     ASSERT_EQ(nonce_bytes.size(), nonce.size());

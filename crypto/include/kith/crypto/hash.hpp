@@ -53,9 +53,7 @@ class KdfContext {
   char text_[9];
 };
 
-// crypto_kdf_derive_from_key: a subkey of `out_len` (16..64) bytes, number `id`, for `context`.
-SecretBytes derive_subkey(const SecretArray<32>& master, std::uint64_t id, KdfContext context,
-                          std::size_t out_len);
+// crypto_kdf_derive_from_key: the 32-byte subkey number `id` of `master` for `context`.
 SecretArray<32> derive_subkey32(const SecretArray<32>& master, std::uint64_t id,
                                 KdfContext context);
 

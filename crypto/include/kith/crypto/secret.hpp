@@ -65,7 +65,6 @@ class SecretBytes {
   std::size_t size() const noexcept { return data_.size(); }
   bool empty() const noexcept { return data_.empty(); }
   ByteView view() const noexcept { return {data_.data(), data_.size()}; }
-  void resize(std::size_t n) { data_.resize(n); }
 
   friend bool operator==(const SecretBytes& a, const SecretBytes& b) noexcept {
     return constant_time_equal(a.view(), b.view());
