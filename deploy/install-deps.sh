@@ -11,6 +11,8 @@ packages=(
   libbenchmark-dev     # bench/
   nlohmann-json3-dev   # test vectors (JSON)
   libprotobuf-dev protobuf-compiler  # sync wire schema (kith/v1/sync.proto)
+  libboost1.81-dev libssl-dev  # kithd and the client transport (Beast/Asio over OpenSSL TLS)
+  libcli11-dev         # command-line, environment and config-file options (kithd, kith)
 )
 
 missing=()

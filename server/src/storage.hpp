@@ -1,0 +1,178 @@
+// The server's durable store: what kithd keeps for each plan, behind an interface so that the
+// embedded SQLite backend (sqlite_storage.hpp) and a later PostgreSQL backend are
+// interchangeable.
+//
+// kithd never decides anything here: the session layer verifies every op, head, membership
+// entry and envelope, assigns server sequence numbers under the plan's lock, and hands the
+// result to the group-commit writer (group_commit.hpp), which applies the batches of many
+// concurrent requests with one `commit()` call. What this interface stores is opaque to it
+// except for the plaintext header fields the protocol exposes to the server (DESIGN.md §2.2,
+// "What the server sees").
+//
+// Thread-safety: `commit()` is called by one thread at a time (the writer). Every read method may
+// be called from any thread, concurrently with each other and with `commit()`, and sees only
+// committed data (in SQLite, each reading thread has its own connection in WAL mode).
+// Every method throws StorageError on failure; a failed `commit()` stores nothing of any batch.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kith/crypto/hash.hpp"
+#include "kith/crypto/sign.hpp"
+#include "kith/sync/chain.hpp"
+#include "kith/sync/ids.hpp"
+#include "kith/sync/section.hpp"
+
+namespace kith::server {
+
+using crypto::Bytes;
+using sync::AccountId;
+using sync::ChainKey;
+using sync::DeviceId;
+using sync::OpId;
+using sync::PlanId;
+using sync::Section;
+
+class StorageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An op as stored: the bytes the author sent, the plan sequence the server gave it, and the
+// header fields the server indexes by.
+struct StoredOp {
+  std::uint64_t seq = 0;  // per plan, 1, 2, 3, ... without gaps
+  OpId op_id;
+  Section section = Section::parse("profile");
+  DeviceId author;
+  std::uint64_t author_seq = 0;
+  std::uint64_t epoch = 0;
+  sync::OpHash hash{};  // sync::op_hash(header, body)
+  // The section's running checksum after this op (docs/PROTOCOL.md, "Section checksums"):
+  // how many ops of the section up to and including this one, and the digest chain over them.
+  std::uint64_t section_count = 0;
+  crypto::Hash section_digest{};
+  Bytes header;
+  Bytes body;
+};
+
+// Where an op already stored sits, for answering a retried push.
+struct OpRef {
+  std::uint64_t seq = 0;
+  Section section = Section::parse("profile");
+  DeviceId author;
+  std::uint64_t author_seq = 0;
+  sync::OpHash hash{};
+};
+
+// A signed chain head as pushed; kept so that catch-up can send, with any slice of a chain, a
+// head that covers it.
+struct StoredHead {
+  DeviceId author;
+  Section section = Section::parse("profile");
+  std::uint64_t seq = 0;  // the head's chain position
+  Bytes head;             // sync::ChainHead::serialize()
+  crypto::Signature signature{};
+};
+
+// An envelope (a section key sealed to one device), indexed by what the server may read of it.
+struct StoredEnvelope {
+  Bytes recipient;  // the recipient device's X25519 public key (32 bytes)
+  Section section = Section::parse("profile");
+  std::uint64_t epoch = 0;
+  Bytes envelope;  // crypto::Envelope::serialize()
+};
+
+// One line of the fetch log: a device received a section's ops up to a sequence.
+struct FetchRecord {
+  std::uint64_t id = 0;  // assigned by the store on commit, increasing; ignored when writing
+  AccountId account;
+  DeviceId device;
+  Section section = Section::parse("profile");
+  std::uint64_t up_to_seq = 0;
+  std::uint64_t at_ms = 0;
+  bool live = false;  // false: catch-up (Subscribe); true: live delivery
+};
+
+// A device that authenticated, with the certificate its account's identity key issued.
+struct DeviceRecord {
+  DeviceId device;
+  AccountId account;
+  Bytes certificate;  // crypto::DeviceCertificate::serialize()
+  std::uint64_t last_seen_ms = 0;
+};
+
+// Everything one request writes. The writer commits many of these in one transaction.
+struct WriteBatch {
+  PlanId plan;
+  std::vector<StoredOp> ops;                                  // increasing seq
+  std::vector<StoredHead> heads;                              // replaces an equal (author, section, seq)
+  std::vector<std::pair<std::uint64_t, Bytes>> membership;    // (log index, entry), increasing index
+  std::vector<StoredEnvelope> envelopes;                      // an identical envelope is stored once
+  std::vector<FetchRecord> fetches;
+  std::vector<DeviceRecord> devices;                          // insert or update last_seen_ms
+
+  bool empty() const noexcept {
+    return ops.empty() && heads.empty() && membership.empty() && envelopes.empty() &&
+           fetches.empty() && devices.empty();
+  }
+};
+
+// The running checksum of one section at some sequence.
+struct SectionChecksum {
+  std::uint64_t op_count = 0;
+  crypto::Hash digest{};
+};
+
+// What kithd needs in memory to verify the next push to a plan.
+struct PlanSnapshot {
+  std::vector<Bytes> membership;  // every entry, in log order
+  std::uint64_t last_seq = 0;     // 0: no ops yet
+  std::map<ChainKey, std::pair<std::uint64_t, sync::OpHash>> chain_tips;  // last seq and hash
+  std::map<Section, SectionChecksum> sections;                              // at last_seq
+};
+
+class Storage {
+ public:
+  virtual ~Storage() = default;
+
+  // Applies every batch in one transaction, in order: all of them become durable (to the
+  // configured synchronous level) or, on failure, none does. Writing membership index i that is
+  // already stored with different bytes, or an op whose (plan, seq) or (plan, op_id) is taken,
+  // fails the commit (the caller's in-memory state was wrong; it reloads the plan).
+  virtual void commit(std::span<const WriteBatch> batches) = 0;
+
+  // Reads (any thread, committed data only).
+  // nullopt when the plan has no membership entry yet (it does not exist).
+  virtual std::optional<PlanSnapshot> load_plan(const PlanId& plan) = 0;
+  virtual std::optional<OpRef> find_op(const PlanId& plan, const OpId& op) = 0;
+  // Ops with after < seq <= up_to whose section is in `sections`, in seq order, at most `limit`.
+  virtual std::vector<StoredOp> ops_after(const PlanId& plan, std::uint64_t after,
+                                          std::uint64_t up_to,
+                                          const std::vector<Section>& sections,
+                                          std::size_t limit) = 0;
+  // The head of chain `chain` with the largest seq <= `seq`; nullopt if none.
+  virtual std::optional<StoredHead> head_at_or_below(const PlanId& plan, const ChainKey& chain,
+                                                     std::uint64_t seq) = 0;
+  // Each section's checksum at `seq` (sections with no op up to `seq` are absent).
+  virtual std::map<Section, SectionChecksum> checksums_at(const PlanId& plan,
+                                                          std::uint64_t seq) = 0;
+  // Membership entries from `from` (0-based) on, at most `limit`.
+  virtual std::vector<Bytes> membership_from(const PlanId& plan, std::uint64_t from,
+                                             std::size_t limit) = 0;
+  // Envelopes addressed to `recipient` (32-byte X25519 key), in storage order.
+  virtual std::vector<StoredEnvelope> envelopes_for(const PlanId& plan, const Bytes& recipient) = 0;
+  // Fetch log records with id > after, oldest first, at most `limit`.
+  virtual std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
+                                             std::size_t limit) = 0;
+  virtual std::optional<DeviceRecord> find_device(const DeviceId& device) = 0;
+};
+
+}  // namespace kith::server
