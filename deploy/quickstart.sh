@@ -5,9 +5,5 @@ cd "$(dirname "$0")/.."
 
 bash deploy/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j "$(nproc)"
-if [[ ! -x build/server/kithd ]]; then
-  echo "quickstart: kithd does not exist yet (it is built by the server issue); nothing to start" >&2
-  exit 2
-fi
+cmake --build --preset default -j "$(nproc)" --target kithd
 exec build/server/kithd --listen 127.0.0.1:8443 --data "${KITH_DATA:-var/kith}" --dev-cert "$@"

@@ -136,6 +136,9 @@ struct PlanSnapshot {
   std::vector<Bytes> membership;  // every entry, in log order
   std::uint64_t last_seq = 0;     // 0: no ops yet
   std::map<ChainKey, std::pair<std::uint64_t, sync::OpHash>> chain_tips;  // last seq and hash
+  // The header of each chain's last op: a new membership entry that would cut that op off
+  // (a revocation or rotation whose cut-off is behind what is stored) is refused.
+  std::map<ChainKey, Bytes> tip_headers;
   std::map<Section, SectionChecksum> sections;                              // at last_seq
 };
 

@@ -404,8 +404,11 @@ std::vector<kith::v1::ClientMessage> SyncEngine::subscribe(const PlanId& plan) {
   s->set_plan_id(to_wire(p.id.bytes()));
   s->set_cursor(store_.cursor(p.id));
   s->set_membership_count(p.log.size());
-  std::vector<kith::v1::ClientMessage> out{m};
-  for (auto& push : pushes(plan, /*with_ops=*/false)) out.push_back(std::move(push));
+  // Queued membership entries and envelopes go first: for a plan this device just created, the
+  // server knows the plan (and this device as a member) only once its first entry is stored,
+  // and it answers a Subscribe to a plan it does not know with NOT_MEMBER.
+  std::vector<kith::v1::ClientMessage> out = pushes(plan, /*with_ops=*/false);
+  out.push_back(std::move(m));
   return out;
 }
 

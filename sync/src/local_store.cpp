@@ -8,9 +8,9 @@
 #include "kith/crypto/bytes.hpp"
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
-#include "sqlite/database.hpp"
+#include "kith/sync/sqlite/database.hpp"
+#include "kith/sync/sqlite/transaction.hpp"
 #include "sqlite/store_schema.hpp"
-#include "sqlite/transaction.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <fcntl.h>

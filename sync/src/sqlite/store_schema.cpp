@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "transaction.hpp"
+#include "kith/sync/sqlite/transaction.hpp"
 
 namespace kith::sync::sqlite {
 namespace {

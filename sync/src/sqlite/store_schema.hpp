@@ -6,7 +6,7 @@
 #include <functional>
 #include <span>
 
-#include "database.hpp"
+#include "kith/sync/sqlite/database.hpp"
 
 namespace kith::sync::sqlite {
 

@@ -128,8 +128,9 @@ class SyncEngine {
   std::uint64_t cursor(const PlanId& plan) const;
 
   // --- The conversation with the server. ---
-  // Subscribe (with cursor and membership count), then queued membership entries and
-  // envelopes. Queued ops follow when the server says catch-up is complete (handle() returns
+  // Queued membership entries and envelopes, then Subscribe (with cursor and membership
+  // count): a plan created here exists on the server only once its first entry is stored.
+  // Queued ops follow when the server says catch-up is complete (handle() returns
   // them then), so that ops sealed under a key rotated meanwhile are re-sealed first.
   std::vector<kith::v1::ClientMessage> subscribe(const PlanId& plan);
   // Queued membership entries, envelopes and (with_ops) ops of a plan, split to fit the wire

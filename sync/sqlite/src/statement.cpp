@@ -1,8 +1,8 @@
-#include "statement.hpp"
+#include "kith/sync/sqlite/statement.hpp"
 
 #include <sqlite3.h>
 
-#include "database.hpp"
+#include "kith/sync/sqlite/database.hpp"
 
 namespace kith::sync::sqlite {
 

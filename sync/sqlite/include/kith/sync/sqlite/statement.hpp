@@ -1,6 +1,6 @@
 // A prepared SQLite statement that finalizes itself, and a scoped handle that resets a reused
-// statement when done so that it never holds a read snapshot between calls. Private to kith_sync.
-// Not thread-safe.
+// statement when done so that it never holds a read snapshot between calls (kith_sqlite, see
+// database.hpp). Not thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -1,9 +1,10 @@
 // Transactions over a sqlite::Database, after SQLiteCpp's Transaction: the constructor begins,
 // commit() commits, and the destructor rolls back whatever was not committed without throwing.
-// Private to kith_sync. Not thread-safe.
+// A ReadTransaction gives several queries one consistent snapshot. Part of kith_sqlite (see
+// database.hpp). Not thread-safe.
 #pragma once
 
-#include "database.hpp"
+#include "kith/sync/sqlite/database.hpp"
 
 namespace kith::sync::sqlite {
 
@@ -42,6 +43,22 @@ class WriteScope {
   Database* db_;
   bool nested_;
   bool open_ = true;
+};
+
+// BEGIN (deferred) ... ROLLBACK: the queries run inside see one snapshot of the file, taken at
+// the first read; in WAL mode a writer on another connection neither blocks them nor shows
+// them half a transaction. Ending with ROLLBACK rather than COMMIT makes a read-only intent
+// explicit: anything written inside is discarded.
+class ReadTransaction {
+ public:
+  // Throws Error, e.g. when a transaction is already open on this connection.
+  explicit ReadTransaction(Database& db);
+  ~ReadTransaction();
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+ private:
+  Database* db_;
 };
 
 }  // namespace kith::sync::sqlite

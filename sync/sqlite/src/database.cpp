@@ -1,44 +1,58 @@
-#include "database.hpp"
+#include "kith/sync/sqlite/database.hpp"
 
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <cctype>
+#include <utility>
 
 namespace kith::sync::sqlite {
 
-std::string_view describe(int result_code) noexcept {
+namespace {
+
+// "the local store" -> "The local store": the wording is written to sit mid-sentence.
+std::string sentence(std::string_view words) {
+  std::string out(words);
+  if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
+  return out;
+}
+
+}  // namespace
+
+std::string describe(int result_code, const Wording& wording) {
+  const std::string& name = wording.name;
   switch (result_code & 0xff) {
     case SQLITE_NOTADB:
-      return "The file is not a Kith store (it is not an SQLite database)";
+      return "The file is not " + wording.kind + " (it is not an SQLite database)";
     case SQLITE_CORRUPT:
-      return "The local store is damaged; remove it and sync again to rebuild it from the server";
+      return sentence(name) + " is damaged; " + wording.if_damaged;
     case SQLITE_FULL:
       return "The disk is full; free some space and try again";
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return "Another process is using the local store; close it and try again";
+      return "Another process is using " + name + "; close it and try again";
     case SQLITE_READONLY:
-      return "The local store or its folder is read-only";
+      return sentence(name) + " or its folder is read-only";
     case SQLITE_CANTOPEN:
-      return "The local store cannot be opened; check that its folder exists and is writable";
+      return sentence(name) + " cannot be opened; check that its folder exists and is writable";
     case SQLITE_PERM:
     case SQLITE_AUTH:
-      return "The local store may not be accessed with the current permissions";
+      return sentence(name) + " may not be accessed with the current permissions";
     case SQLITE_IOERR:
-      return "Reading or writing the local store failed (a disk or file system error)";
+      return "Reading or writing " + name + " failed (a disk or file system error)";
     case SQLITE_NOMEM:
-      return "The device ran out of memory while using the local store";
+      return sentence(wording.host) + " ran out of memory while using " + name;
     case SQLITE_CONSTRAINT:
-      return "The local store refused a write that would break its consistency";
+      return sentence(name) + " refused a write that would break its consistency";
     case SQLITE_TOOBIG:
-      return "A value is too large for the local store";
+      return "A value is too large for " + name;
     default:
-      return "The local store failed";
+      return sentence(name) + " failed";
   }
 }
 
-Database::Database(const std::filesystem::path& path) : path_(path.string()) {
+Database::Database(const std::filesystem::path& path, Wording wording)
+    : path_(path.string()), wording_(std::move(wording)) {
   // NOMUTEX: one thread at a time per connection (documented), so SQLite's own mutex is waste.
   // EXRESCODE: extended result codes, so a foreign-key failure can be told from another one.
   const int flags =
@@ -49,7 +63,7 @@ Database::Database(const std::filesystem::path& path) : path_(path.string()) {
     std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw Error(rc, std::string(describe(rc)) + " (" + path_ + ": opening: " + detail + ")");
+    throw Error(rc, describe(rc, wording_) + " (" + path_ + ": opening: " + detail + ")");
   }
   sqlite3_extended_result_codes(db_, 1);
 }
@@ -72,8 +86,8 @@ void Database::exec(const char* sql) {
     for (char& c : what) {
       if (std::isspace(static_cast<unsigned char>(c))) c = ' ';
     }
-    throw Error(rc, std::string(describe(rc)) + " (" + path_ + ": running '" + what +
-                        "...': " + detail + ")");
+    throw Error(
+        rc, describe(rc, wording_) + " (" + path_ + ": running '" + what + "...': " + detail + ")");
   }
 }
 
@@ -100,7 +114,7 @@ void Database::fail(int result_code, std::string_view doing) const {
   // unless the caller passes a code of its own (then the generic text for that code is used).
   const bool current = sqlite3_extended_errcode(db_) == result_code;
   std::string detail = current ? sqlite3_errmsg(db_) : sqlite3_errstr(result_code);
-  throw Error(result_code, std::string(describe(result_code)) + " (" + path_ + ": " +
+  throw Error(result_code, describe(result_code, wording_) + " (" + path_ + ": " +
                                std::string(doing) + ": " + detail + ")");
 }
 

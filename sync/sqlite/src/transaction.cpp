@@ -1,4 +1,4 @@
-#include "transaction.hpp"
+#include "kith/sync/sqlite/transaction.hpp"
 
 #include <sqlite3.h>
 
@@ -52,6 +52,12 @@ void WriteScope::commit() {
   }
   db_->exec(nested_ ? "RELEASE kith_write" : "COMMIT");
   open_ = false;
+}
+
+ReadTransaction::ReadTransaction(Database& db) : db_(&db) { db.exec("BEGIN DEFERRED"); }
+
+ReadTransaction::~ReadTransaction() {
+  if (db_->in_transaction()) exec_quietly(*db_, "ROLLBACK");
 }
 
 }  // namespace kith::sync::sqlite

@@ -1,0 +1,76 @@
+// kithd: the Kith sync server. See server/src/server.hpp and DESIGN.md §4.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "config.hpp"
+#include "dev_cert.hpp"
+#include "group_commit.hpp"
+#include "log.hpp"
+#include "metrics.hpp"
+#include "server.hpp"
+#include "sqlite_storage.hpp"
+#include "sync_service.hpp"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  using namespace kith::server;
+  Config config;
+  try {
+    auto parsed = parse_config(std::vector<std::string>(argv, argv + argc), environ);
+    if (!parsed.config) {
+      std::cout << parsed.text;
+      return parsed.exit_code;
+    }
+    config = *parsed.config;
+  } catch (const ConfigError& e) {
+    std::cerr << "kithd: " << e.what() << "\n";
+    return 2;
+  }
+
+  try {
+    std::error_code ec;
+    std::filesystem::create_directories(config.data, ec);
+    if (ec) {
+      throw std::runtime_error("cannot create the data directory " + config.data.string() +
+                               ": " + ec.message());
+    }
+    ::chmod(config.data.c_str(), 0700);
+    CertFiles tls = config.dev_cert ? ensure_dev_cert(config.data)
+                                    : CertFiles{*config.tls_cert, *config.tls_key};
+
+    Metrics metrics;
+    SqliteStorage::Options options;
+    options.synchronous =
+        config.synchronous_full ? SqliteStorage::Options::Sync::kFull : SqliteStorage::Options::Sync::kNormal;
+    options.read_connections = std::max(2u, config.threads);
+    SqliteStorage storage(config.data / "kithd.db", options);
+    GroupCommitter committer(storage, {}, [&metrics](std::size_t b, std::size_t o, double s) {
+      metrics.committed(b, o, s);
+    });
+    ServiceOptions service_options;
+    service_options.catch_up_batch_ops = config.catch_up_batch_ops;
+    SyncService service(storage, committer, metrics, service_options);
+    Server server(config, tls, service, committer, metrics);
+
+    log::event("listening", {{"host", config.listen_host},
+                             {"port", server.port()},
+                             {"data", config.data.string()},
+                             {"threads", config.threads},
+                             {"storage", "sqlite"},
+                             {"synchronous", config.synchronous_full ? "full" : "normal"},
+                             {"cert", tls.cert.string()}});
+    server.run();
+    committer.drain();
+    log::event("exit", {{"status", 0}});
+    return 0;
+  } catch (const std::exception& e) {
+    log::event("fatal", {{"error", e.what()}});
+    std::cerr << "kithd: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,301 @@
+// SyncService: subscriptions, catch-up and live fan-out.
+#include <algorithm>
+#include <set>
+
+#include "kith/sync/wire.hpp"
+#include "sync_service.hpp"
+#include "sync_service_plan.hpp"
+
+namespace kith::server {
+
+using kith::v1::ErrorCode;
+using sync::Permission;
+
+namespace {
+
+std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
+std::string as_string(const crypto::Hash& h) { return std::string(h.begin(), h.end()); }
+constexpr std::size_t kEntriesPerBatch = 256;
+constexpr std::size_t kEnvelopesPerBatch = 256;
+
+}  // namespace
+
+struct CatchUp::State {
+  enum class Phase { kMembership, kEnvelopes, kOps, kDone };
+  SyncService* service;
+  std::shared_ptr<SyncService::Plan> plan;
+  const Peer* key;  // identifies the subscription; never dereferenced (no ownership cycle)
+  Who who;
+  std::uint64_t request_id;
+  std::string plan_bytes;
+  Phase phase = Phase::kMembership;
+  std::uint64_t next_entry;   // membership index to send next
+  std::uint64_t cursor;       // ops sent up to here
+  std::uint64_t target;       // committed seq to reach
+  std::vector<Section> sections;
+  std::set<Bytes> envelopes_sent;
+  std::set<Section> sections_sent;
+  std::size_t batch_ops;
+};
+
+CatchUp::CatchUp(std::unique_ptr<State> state) : s_(std::move(state)) {}
+CatchUp::~CatchUp() = default;
+
+std::unique_ptr<CatchUp> SyncService::subscribe(const std::shared_ptr<Peer>& peer,
+                                                std::uint64_t request_id,
+                                                const kith::v1::Subscribe& sub) {
+  const Who& who = peer->who();
+  const PlanId id = PlanId::from_bytes(crypto::as_bytes(sub.plan_id()));
+  auto p = plan(id);
+  std::lock_guard lock(p->mu);
+  ensure_loaded(*p);
+  if (!p->log || !p->log->account_of(who.device)) {
+    throw Refusal(ErrorCode::NOT_MEMBER, "this device is not a member of plan " + id.short_hex() +
+                                             " (or there is no such plan)");
+  }
+  const std::uint64_t now = options_.now_ms();
+  auto sections = readable_sections(*p, who.account, now);
+  const bool owner = p->log->owner() && *p->log->owner() == who.account;
+  if (sections.empty() && !owner) {
+    bool expired = false;
+    for (const auto& m : p->log->members()) {
+      if (m.account != who.account) continue;
+      for (const auto& [s, g] : m.grants) expired |= g.permission >= Permission::kRead;
+    }
+    if (expired) {
+      throw Refusal(ErrorCode::GRANT_EXPIRED,
+                    "your access to plan " + id.short_hex() + " has expired; ask its owner");
+    }
+    throw Refusal(ErrorCode::NOT_MEMBER,
+                  "you no longer have access to plan " + id.short_hex() +
+                      "; what you synced before stays on your device");
+  }
+  auto st = std::make_unique<CatchUp::State>();
+  st->service = this;
+  st->plan = p;
+  st->key = peer.get();
+  st->who = who;
+  st->request_id = request_id;
+  st->plan_bytes = sub.plan_id();
+  st->next_entry = std::min<std::uint64_t>(sub.membership_count(), p->committed_entries);
+  st->cursor = std::min(sub.cursor(), p->committed_seq);
+  st->target = p->committed_seq;
+  st->sections = std::move(sections);
+  st->batch_ops = options_.catch_up_batch_ops;
+  // Registered now, live only when the catch-up ends (see CatchUp::next).
+  auto& subs = p->subscribers;
+  subs.erase(std::remove_if(subs.begin(), subs.end(),
+                            [&](const Plan::Subscriber& s) { return s.key == peer.get(); }),
+             subs.end());
+  subs.push_back(Plan::Subscriber{peer, peer.get(), who, false});
+  return std::unique_ptr<CatchUp>(new CatchUp(std::move(st)));
+}
+
+std::optional<kith::v1::ServerMessage> CatchUp::next() {
+  State& s = *s_;
+  Storage& storage = s.service->storage_;
+  const PlanId& id = s.plan->id;
+  kith::v1::ServerMessage m;
+  m.set_request_id(s.request_id);
+
+  while (true) {
+    switch (s.phase) {
+      case State::Phase::kMembership: {
+        std::uint64_t committed;
+        {
+          std::lock_guard lock(s.plan->mu);
+          committed = s.plan->committed_entries;
+        }
+        if (s.next_entry >= committed) {
+          s.phase = State::Phase::kEnvelopes;
+          continue;
+        }
+        auto entries = storage.membership_from(id, s.next_entry, kEntriesPerBatch);
+        if (entries.empty()) {
+          s.phase = State::Phase::kEnvelopes;
+          continue;
+        }
+        auto* b = m.mutable_membership_batch();
+        b->set_plan_id(s.plan_bytes);
+        b->set_first_index(s.next_entry);
+        for (const Bytes& e : entries) b->add_entries(as_string(e));
+        s.next_entry += entries.size();
+        return m;
+      }
+      case State::Phase::kEnvelopes: {
+        auto* b = m.mutable_envelope_batch();
+        b->set_plan_id(s.plan_bytes);
+        for (const StoredEnvelope& e : storage.envelopes_for(id, s.who.box)) {
+          if (b->envelopes_size() >= static_cast<int>(kEnvelopesPerBatch)) break;
+          if (std::find(s.sections.begin(), s.sections.end(), e.section) == s.sections.end()) {
+            continue;
+          }
+          if (!s.envelopes_sent.insert(e.envelope).second) continue;
+          b->add_envelopes(as_string(e.envelope));
+        }
+        if (b->envelopes_size() > 0) return m;
+        m.clear_envelope_batch();
+        s.phase = State::Phase::kOps;
+        continue;
+      }
+      case State::Phase::kOps: {
+        if (s.cursor >= s.target) {
+          // Caught up to the target; finish under the plan's lock so no commit slips between
+          // the last batch and going live.
+          std::lock_guard lock(s.plan->mu);
+          if (s.plan->committed_seq > s.target) {
+            s.target = s.plan->committed_seq;
+            continue;
+          }
+          if (s.plan->committed_entries > s.next_entry) {
+            s.phase = State::Phase::kMembership;
+            continue;
+          }
+          for (auto& sub : s.plan->subscribers) {
+            if (sub.key == s.key) sub.live = true;
+          }
+          s.phase = State::Phase::kDone;
+          auto* done = m.mutable_catch_up_complete();
+          done->set_plan_id(s.plan_bytes);
+          done->set_server_seq(s.target);
+          auto sums = storage.checksums_at(id, s.target);
+          WriteBatch fetches;
+          fetches.plan = id;
+          const std::uint64_t now = s.service->options_.now_ms();
+          for (const Section& section : s.sections) {
+            auto it = sums.find(section);
+            if (it == sums.end()) continue;
+            auto* c = done->add_checksums();
+            c->set_section(section.name());
+            c->set_op_count(it->second.op_count);
+            c->set_digest(as_string(it->second.digest));
+            fetches.fetches.push_back(FetchRecord{0, s.who.account, s.who.device,
+                                                  section, s.target, now, false});
+          }
+          if (!fetches.empty()) {
+            s.service->committer_.submit(std::move(fetches), [](const StorageError*) {});
+          }
+          return m;
+        }
+        auto ops = storage.ops_after(id, s.cursor, s.target, s.sections, s.batch_ops);
+        auto* b = m.mutable_ops_batch();
+        b->set_plan_id(s.plan_bytes);
+        std::map<ChainKey, std::uint64_t> top;
+        for (const StoredOp& op : ops) {
+          auto* d = b->add_ops();
+          d->set_server_seq(op.seq);
+          d->mutable_op()->set_header(as_string(op.header));
+          d->mutable_op()->set_body(as_string(op.body));
+          auto& t = top[ChainKey{op.author, op.section}];
+          t = std::max(t, op.author_seq);
+        }
+        for (const auto& [chain, seq] : top) {
+          if (auto head = storage.head_at_or_below(id, chain, seq)) {
+            auto* h = b->add_heads();
+            h->set_head(as_string(head->head));
+            h->set_signature(std::string(head->signature.begin(), head->signature.end()));
+          }
+        }
+        const bool full = ops.size() >= s.batch_ops;
+        s.cursor = full ? ops.back().seq : s.target;
+        b->set_up_to_seq(s.cursor);
+        b->set_more(s.cursor < s.target);
+        if (ops.empty()) {
+          m.clear_ops_batch();
+          continue;
+        }
+        s.service->metrics_.catch_up_bytes += m.ByteSizeLong();
+        return m;
+      }
+      case State::Phase::kDone:
+        return std::nullopt;
+    }
+  }
+}
+
+SyncService::Deliveries SyncService::to_subscribers(Plan& p,
+                                                    const kith::v1::ServerMessage& message,
+                                                    const std::function<bool(const Who&)>& want) {
+  Deliveries out;
+  for (const auto& sub : p.subscribers) {
+    if (!sub.live || !want(sub.who)) continue;
+    if (auto peer = sub.peer.lock()) out.emplace_back(std::move(peer), message);
+  }
+  return out;
+}
+
+SyncService::Deliveries SyncService::fan_out_ops(Plan& p, const DeviceId& from,
+                                                 const std::vector<StoredOp>& ops,
+                                                 const std::vector<StoredHead>& heads) {
+  Deliveries out;
+  if (!p.log) return out;
+  const std::uint64_t now = options_.now_ms();
+  WriteBatch fetches;
+  fetches.plan = p.id;
+  for (const auto& sub : p.subscribers) {
+    if (!sub.live || sub.who.device == from) continue;
+    auto peer = sub.peer.lock();
+    if (!peer) continue;
+    kith::v1::ServerMessage m;
+    auto* b = m.mutable_ops_batch();
+    b->set_plan_id(as_string(p.id.bytes()));
+    std::set<Section> sent;
+    for (const StoredOp& op : ops) {
+      if (p.log->permission(sub.who.account, op.section, {}, now) < Permission::kRead) continue;
+      auto* d = b->add_ops();
+      d->set_server_seq(op.seq);
+      d->mutable_op()->set_header(as_string(op.header));
+      d->mutable_op()->set_body(as_string(op.body));
+      sent.insert(op.section);
+    }
+    if (sent.empty()) continue;
+    for (const StoredHead& h : heads) {
+      if (!sent.count(h.section)) continue;
+      auto* wh = b->add_heads();
+      wh->set_head(as_string(h.head));
+      wh->set_signature(std::string(h.signature.begin(), h.signature.end()));
+    }
+    b->set_up_to_seq(ops.back().seq);
+    for (const Section& s : sent) {
+      fetches.fetches.push_back(
+          FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
+    }
+    metrics_.fanout_deliveries += 1;
+    out.emplace_back(std::move(peer), std::move(m));
+  }
+  if (!fetches.empty()) committer_.submit(std::move(fetches), [](const StorageError*) {});
+  return out;
+}
+
+void SyncService::send(Deliveries& out) {
+  for (auto& [peer, message] : out) peer->deliver(std::move(message));
+  out.clear();
+}
+
+void SyncService::unsubscribe(const Peer& peer, const PlanId& id) {
+  auto p = plan(id);
+  std::lock_guard lock(p->mu);
+  auto& subs = p->subscribers;
+  subs.erase(std::remove_if(subs.begin(), subs.end(),
+                            [&](const Plan::Subscriber& s) { return s.key == &peer; }),
+             subs.end());
+}
+
+void SyncService::disconnected(const Peer& peer) {
+  std::vector<std::shared_ptr<Plan>> all;
+  {
+    std::lock_guard lock(plans_mu_);
+    for (auto& [id, p] : plans_) all.push_back(p);
+  }
+  for (auto& p : all) {
+    std::lock_guard lock(p->mu);
+    auto& subs = p->subscribers;
+    subs.erase(std::remove_if(subs.begin(), subs.end(),
+                              [&](const Plan::Subscriber& s) {
+                                return s.key == &peer || s.peer.expired();
+                              }),
+               subs.end());
+  }
+}
+
+}  // namespace kith::server

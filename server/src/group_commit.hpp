@@ -1,0 +1,84 @@
+// The group-commit writer (DESIGN.md §2.4): one thread that commits the WriteBatches that many
+// request handlers submit, several per transaction, so that the cost of making a transaction
+// durable (an fsync) is shared by every request in it instead of paid by each.
+//
+// There is no timer: while one transaction commits, new submissions queue up, and the next
+// transaction takes everything queued (up to the limits in Options). Under light load each batch
+// commits alone and at once; under heavy load transactions grow until they keep up.
+//
+// Usage: the session layer builds a batch under its plan's lock, submits it before releasing
+// the lock (so batches of one plan are queued in sequence order), and acks its client from
+// `done`. Batches commit, and their `done`s run, in submission order.
+//
+// Thread-safety: submit() and drain() may be called from any thread. `done` and `on_commit` run
+// on the writer thread (except `done` of a submit after drain(): on the submitting thread), with
+// nothing of the committer locked, so they may call submit(). They must not block for long: the
+// next transaction waits for them. An exception they throw is dropped.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "storage.hpp"
+
+namespace kith::server {
+
+class GroupCommitter {
+ public:
+  struct Options {
+    // A transaction takes batches from the queue until either limit would be passed (a single
+    // batch over max_ops_per_commit still commits, alone). They bound a transaction's latency
+    // and the time the database's write lock is held.
+    std::size_t max_batches_per_commit = 512;
+    std::size_t max_ops_per_commit = 10000;
+  };
+  // nullptr: the batch is durable. Otherwise why it was not stored: nothing of it was.
+  using Done = std::function<void(const StorageError* error)>;
+  // After each successful commit: how many batches and ops it held, and how long commit() took.
+  using OnCommit = std::function<void(std::size_t batches, std::size_t ops, double seconds)>;
+
+  // Starts the writer thread. `storage` must outlive the committer.
+  GroupCommitter(Storage& storage, Options options, OnCommit on_commit = {});
+  // drain().
+  ~GroupCommitter();
+  GroupCommitter(const GroupCommitter&) = delete;
+  GroupCommitter& operator=(const GroupCommitter&) = delete;
+
+  // Queues `batch`; `done` is called once, after the transaction holding it commits or fails.
+  // After drain() has begun, `done` is called at once with "the server is shutting down".
+  void submit(WriteBatch batch, Done done);
+
+  // Stops accepting batches, commits everything already queued and joins the writer thread.
+  // Idempotent; a second caller waits for the first to finish. Called from the writer thread
+  // (a `done`), it only stops accepting: the writer finishes the queue on its own.
+  void drain();
+
+ private:
+  struct Pending {
+    WriteBatch batch;
+    Done done;
+  };
+
+  void run();
+  // Commits `batches` in one transaction and reports the outcome to each one's `done`.
+  void commit_group(std::vector<WriteBatch>& batches, std::vector<Done>& dones, std::size_t ops);
+
+  Storage& storage_;
+  const Options options_;
+  const OnCommit on_commit_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Pending> queue_;  // guarded by mutex_
+  bool stopping_ = false;      // guarded by mutex_
+
+  std::once_flag joined_;
+  std::thread writer_;  // last: starts once everything it uses is constructed
+};
+
+}  // namespace kith::server

@@ -1,0 +1,101 @@
+// kithd's embedded database: the Storage interface (storage.hpp) over one SQLite file in WAL
+// mode, created on first start (DESIGN.md §2.4).
+//
+// One write connection serves `commit()`; a small pool of read connections serves the reads, so
+// catch-up and look-ups run while the group committer writes (WAL readers never wait for the
+// writer and see only committed transactions). A read that needs several queries runs them in
+// one read transaction, so it sees one snapshot.
+//
+// The file carries PRAGMA application_id "KTHD" and its schema version in PRAGMA user_version;
+// opening applies the missing migration steps. Opening refuses, with a StorageError naming the
+// file and saying what to do, a file that is not an SQLite database, one of another application
+// (a Kith device's local store included), one written by a newer kithd, and a damaged one; it
+// writes nothing to a file it refuses.
+//
+// Thread-safety: as Storage. Every method throws StorageError.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sqlite_storage_schema.hpp"
+#include "storage.hpp"
+
+namespace kith::sync::sqlite {
+class Database;
+}
+
+namespace kith::server {
+
+class SqliteStorage final : public Storage {
+ public:
+  struct Options {
+    // kFull: a commit is fsynced before it returns, so an ack survives a power cut. kNormal:
+    // just as atomic and it survives a crash of kithd, but the last commits may roll back on a
+    // power cut (for tests and benchmarks, or a host with a battery-backed disk cache).
+    enum class Sync { kFull, kNormal };
+    Sync synchronous = Sync::kFull;
+    // How long a connection waits for a lock held by another process before failing.
+    int busy_timeout_ms = 5000;
+    // Reads that can run at once; at least one connection is always opened.
+    std::size_t read_connections = 4;
+  };
+
+  // PRAGMA application_id of a kithd database: "KTHD" in ASCII.
+  static constexpr std::int64_t kApplicationId = storage_schema::kApplicationId;
+  // The schema version this kithd writes (the last migration step).
+  static int newest_schema() noexcept;
+
+  // Opens `file`, creating it (mode 0600) when missing, and migrates it to the newest schema.
+  // Throws StorageError when the file cannot be used (see above).
+  SqliteStorage(std::filesystem::path file, Options options);
+  ~SqliteStorage() override;
+  SqliteStorage(const SqliteStorage&) = delete;
+  SqliteStorage& operator=(const SqliteStorage&) = delete;
+
+  void commit(std::span<const WriteBatch> batches) override;
+
+  std::optional<PlanSnapshot> load_plan(const PlanId& plan) override;
+  std::optional<OpRef> find_op(const PlanId& plan, const OpId& op) override;
+  std::vector<StoredOp> ops_after(const PlanId& plan, std::uint64_t after, std::uint64_t up_to,
+                                  const std::vector<Section>& sections, std::size_t limit) override;
+  std::optional<StoredHead> head_at_or_below(const PlanId& plan, const ChainKey& chain,
+                                             std::uint64_t seq) override;
+  std::map<Section, SectionChecksum> checksums_at(const PlanId& plan, std::uint64_t seq) override;
+  std::vector<Bytes> membership_from(const PlanId& plan, std::uint64_t from,
+                                     std::size_t limit) override;
+  std::vector<StoredEnvelope> envelopes_for(const PlanId& plan, const Bytes& recipient) override;
+  std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
+                                     std::size_t limit) override;
+  std::optional<DeviceRecord> find_device(const DeviceId& device) override;
+
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  class Reader;  // a read connection borrowed from the pool
+
+  std::unique_ptr<sync::sqlite::Database> open_connection() const;
+  // Per-connection settings; they read the file, so they come after inspecting it.
+  void configure(sync::sqlite::Database& db, bool writer) const;
+  void write_batch(sync::sqlite::Database& db, const WriteBatch& batch) const;
+  std::map<Section, SectionChecksum> checksums(sync::sqlite::Database& db, const PlanId& plan,
+                                               std::uint64_t seq) const;
+
+  std::string path_;
+  Options options_;
+
+  std::mutex write_mutex_;  // commit() is documented single-threaded; this makes it safe anyway
+  std::unique_ptr<sync::sqlite::Database> writer_;
+
+  std::mutex read_mutex_;
+  std::condition_variable read_free_;
+  std::vector<std::unique_ptr<sync::sqlite::Database>> idle_readers_;
+};
+
+}  // namespace kith::server

@@ -1,0 +1,182 @@
+#include "sqlite_storage_schema.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <iterator>
+#include <set>
+
+#include "kith/sync/sqlite/database.hpp"
+#include "kith/sync/sqlite/transaction.hpp"
+
+namespace kith::server::storage_schema {
+namespace {
+
+namespace sqlite = sync::sqlite;
+using sqlite::Database;
+using sqlite::ScopedStatement;
+
+// Version 1: the first release. Ops are clustered by (plan, seq), so a catch-up reads one
+// contiguous range; ops_by_section finds each section's checksum at any seq, and ops_by_chain
+// each author's chain tip, without reading op bodies.
+constexpr const char* kSchema1 = R"sql(
+CREATE TABLE ops (
+  plan_id        BLOB NOT NULL CHECK (length(plan_id) = 16),
+  seq            INTEGER NOT NULL CHECK (seq >= 1),
+  op_id          BLOB NOT NULL CHECK (length(op_id) = 16),
+  section        TEXT NOT NULL,
+  author         BLOB NOT NULL CHECK (length(author) = 32),
+  author_seq     INTEGER NOT NULL CHECK (author_seq >= 0),
+  epoch          INTEGER NOT NULL CHECK (epoch >= 0),
+  hash           BLOB NOT NULL CHECK (length(hash) = 32),
+  section_count  INTEGER NOT NULL CHECK (section_count >= 0),
+  section_digest BLOB NOT NULL CHECK (length(section_digest) = 32),
+  header         BLOB NOT NULL,
+  body           BLOB NOT NULL,
+  PRIMARY KEY (plan_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX ops_by_op_id ON ops (plan_id, op_id);
+CREATE INDEX ops_by_section ON ops (plan_id, section, seq);
+CREATE INDEX ops_by_chain ON ops (plan_id, author, section, author_seq);
+CREATE TABLE heads (
+  plan_id   BLOB NOT NULL CHECK (length(plan_id) = 16),
+  author    BLOB NOT NULL CHECK (length(author) = 32),
+  section   TEXT NOT NULL,
+  seq       INTEGER NOT NULL CHECK (seq >= 0),
+  head      BLOB NOT NULL,
+  signature BLOB NOT NULL CHECK (length(signature) = 64),
+  PRIMARY KEY (plan_id, author, section, seq)
+) WITHOUT ROWID;
+CREATE TABLE membership (
+  plan_id BLOB NOT NULL CHECK (length(plan_id) = 16),
+  idx     INTEGER NOT NULL CHECK (idx >= 0),
+  entry   BLOB NOT NULL,
+  PRIMARY KEY (plan_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE envelopes (
+  id        INTEGER PRIMARY KEY,
+  plan_id   BLOB NOT NULL CHECK (length(plan_id) = 16),
+  recipient BLOB NOT NULL CHECK (length(recipient) = 32),
+  section   TEXT NOT NULL,
+  epoch     INTEGER NOT NULL CHECK (epoch >= 0),
+  envelope  BLOB NOT NULL
+);
+CREATE UNIQUE INDEX envelopes_by_recipient ON envelopes (plan_id, recipient, section, epoch, envelope);
+CREATE TABLE fetch_log (
+  id        INTEGER PRIMARY KEY AUTOINCREMENT,
+  plan_id   BLOB NOT NULL CHECK (length(plan_id) = 16),
+  account   BLOB NOT NULL CHECK (length(account) = 32),
+  device    BLOB NOT NULL CHECK (length(device) = 32),
+  section   TEXT NOT NULL,
+  up_to_seq INTEGER NOT NULL CHECK (up_to_seq >= 0),
+  at_ms     INTEGER NOT NULL CHECK (at_ms >= 0),
+  live      INTEGER NOT NULL CHECK (live IN (0, 1))
+);
+CREATE INDEX fetch_log_by_plan ON fetch_log (plan_id, id);
+CREATE TABLE devices (
+  device_id    BLOB PRIMARY KEY NOT NULL CHECK (length(device_id) = 32),
+  account      BLOB NOT NULL CHECK (length(account) = 32),
+  certificate  BLOB NOT NULL,
+  last_seen_ms INTEGER NOT NULL CHECK (last_seen_ms >= 0)
+) WITHOUT ROWID;
+)sql";
+
+// Step `version` takes a file at version - 1 to `version`. In order; never edit a released step,
+// add one (a step may rebuild a table in SQL, as the local store's version 2 does).
+struct Migration {
+  int version;
+  const char* summary;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {
+    {1, "initial schema", kSchema1},
+};
+
+// What the newest schema must contain; a file that lacks one was altered or damaged.
+constexpr std::array<const char*, 11> kSchemaObjects = {
+    "ops",       "ops_by_op_id",      "ops_by_section", "ops_by_chain",
+    "heads",     "membership",        "envelopes",      "envelopes_by_recipient",
+    "fetch_log", "fetch_log_by_plan", "devices"};
+
+// PRAGMA application_id of a Kith device's local store (sync/src/sqlite/store_schema.hpp).
+constexpr std::int64_t kLocalStoreApplicationId = 0x4B495448;
+
+}  // namespace
+
+int newest() noexcept { return kMigrations[std::size(kMigrations) - 1].version; }
+
+[[noreturn]] void damaged(const std::string& path, const std::string& what) {
+  throw StorageError("The server database " + path + " is damaged (" + what +
+                     "); stop kithd and restore the file from a backup");
+}
+
+int inspect(Database& db) {
+  const std::string& path = db.path();
+  std::int64_t application_id = 0;
+  std::int64_t version = 0;
+  try {
+    // The first read of the file: a file that is not an SQLite database fails here.
+    application_id = db.pragma_int("application_id");
+    version = db.pragma_int("user_version");
+  } catch (const sqlite::Error& e) {
+    if (e.primary_code() == SQLITE_NOTADB) {
+      throw StorageError("The file " + path +
+                         " is not a kithd database (it is not an SQLite database at all); check "
+                         "the database path kithd was given, or move the file aside so that "
+                         "kithd creates a new database there");
+    }
+    if (e.primary_code() == SQLITE_CORRUPT) damaged(db.path(), "its header does not read");
+    throw;
+  }
+  if (application_id == kApplicationId) {
+    if (version > newest()) {
+      throw StorageError("The database " + path + " was written by a newer kithd (schema " +
+                         std::to_string(version) + "; this kithd reads up to schema " +
+                         std::to_string(newest()) +
+                         "); run that newer kithd, or restore a backup made by this version");
+    }
+    if (version < 1) damaged(db.path(), "it has no schema version");
+    return static_cast<int>(version);
+  }
+  if (application_id == 0 && version == 0) {
+    ScopedStatement count = db.query("SELECT count(*) FROM sqlite_schema");
+    if (count->step() && count->column_int(0) == 0) return 0;  // new, or an empty file
+  }
+  const std::string what = application_id == kLocalStoreApplicationId
+                               ? "a Kith device's local store"
+                               : "an SQLite database of another application";
+  throw StorageError("The file " + path + " is " + what +
+                     ", not a kithd database; check the database path kithd was given");
+}
+
+void migrate(Database& db, int from_version) {
+  for (const Migration& step : kMigrations) {
+    if (step.version <= from_version) continue;
+    sqlite::Transaction transaction(db);
+    // Another kithd on the same file may have migrated it meanwhile.
+    const std::int64_t version = db.pragma_int("user_version");
+    if (version > newest()) {
+      throw StorageError("The database " + db.path() +
+                         " was migrated by a newer kithd while this one opened it; run that "
+                         "newer kithd");
+    }
+    if (version >= step.version) continue;  // rolls back the empty transaction
+    if (step.version == 1) {
+      db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
+    }
+    db.exec(step.sql);
+    db.exec(("PRAGMA user_version = " + std::to_string(step.version)).c_str());
+    transaction.commit();
+  }
+}
+
+void check(Database& db) {
+  std::set<std::string> present;
+  ScopedStatement q = db.query("SELECT name FROM sqlite_schema");
+  while (q->step()) present.insert(q->column_text(0));
+  for (const char* name : kSchemaObjects) {
+    if (!present.contains(name)) damaged(db.path(), std::string("'") + name + "' is missing");
+  }
+}
+
+}  // namespace kith::server::storage_schema

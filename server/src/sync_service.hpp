@@ -1,0 +1,146 @@
+// What kithd does with the sync protocol, independent of sockets: verifies pushes against each
+// plan's membership log and chains, hands durable writes to the group committer, acknowledges
+// after commit, fans new ops out to connected members, serves catch-up, and keeps the fetch log.
+//
+// Per plan, an in-memory view (the membership log, each author chain's tip, the section
+// checksums, sequence numbers handed out and committed) is loaded from storage on first use and
+// guarded by the plan's mutex. A push is verified and given its sequence numbers under that
+// mutex and submitted to the committer before the mutex is released, so commits, acks and
+// fan-out follow sequence order. Nothing is sent while a mutex is held: subscribers are copied
+// out first (DESIGN.md §3; Beast chat-multi's shared_state).
+//
+// Thread-safety: every method may be called from any thread (sessions call from their strands);
+// callbacks reach sessions through Peer::deliver, which must be thread-safe.
+// Refusals are thrown as Refusal and change nothing; other exceptions are server faults.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+#include "group_commit.hpp"
+#include "kith/crypto/box.hpp"
+#include "kith/v1/sync.pb.h"
+#include "metrics.hpp"
+#include "storage.hpp"
+
+namespace kith::server {
+
+// The authenticated device behind a connection.
+struct Who {
+  AccountId account;
+  DeviceId device;
+  Bytes box;  // the device's X25519 encryption key (32 bytes): envelopes are addressed to it
+};
+
+// A request refused with a protocol error code and a sentence for the person.
+class Refusal : public std::runtime_error {
+ public:
+  Refusal(kith::v1::ErrorCode code, const std::string& message, std::string op_id = {})
+      : std::runtime_error(message), code_(code), op_id_(std::move(op_id)) {}
+  kith::v1::ErrorCode code() const noexcept { return code_; }
+  const std::string& op_id() const noexcept { return op_id_; }
+
+ private:
+  kith::v1::ErrorCode code_;
+  std::string op_id_;
+};
+
+// A connected, authenticated device as the service sees it.
+class Peer {
+ public:
+  virtual ~Peer() = default;
+  // Queues a message for the device. Thread-safe; never blocks.
+  virtual void deliver(kith::v1::ServerMessage message) = 0;
+  virtual const Who& who() const noexcept = 0;
+};
+
+class CatchUp;
+
+struct ServiceOptions {
+  std::size_t catch_up_batch_ops = 500;
+  std::function<std::uint64_t()> now_ms;  // the wall clock (grant expiry); injected for tests
+};
+
+class SyncService {
+ public:
+  SyncService(Storage& storage, GroupCommitter& committer, Metrics& metrics,
+              ServiceOptions options);
+  ~SyncService();
+  SyncService(const SyncService&) = delete;
+  SyncService& operator=(const SyncService&) = delete;
+
+  // Verify and store; the PushAck (or an Error for a storage failure) reaches `peer` through
+  // deliver() once the writes are durable. Throws Refusal.
+  void push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
+                const kith::v1::PushOps& push);
+  void push_membership(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
+                       const kith::v1::PushMembership& push);
+  void push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
+                      const kith::v1::PushEnvelopes& push);
+
+  // Starts a catch-up; pull its messages with CatchUp::next() at the pace the connection sends
+  // them. Throws Refusal.
+  std::unique_ptr<CatchUp> subscribe(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
+                                     const kith::v1::Subscribe& subscribe);
+  void unsubscribe(const Peer& peer, const PlanId& plan);
+  // Forgets every subscription of `peer` (the connection closed).
+  void disconnected(const Peer& peer);
+
+  // The owner's view of the fetch log. Throws Refusal.
+  kith::v1::ServerMessage fetch_log(const Peer& peer, std::uint64_t request_id,
+                                    const kith::v1::FetchLog& request);
+
+  // Records the device's certificate and last-seen time (not waited for).
+  void device_seen(const Who& who, const Bytes& certificate);
+
+  struct Plan;  // sync_service_plan.hpp; internal
+
+ private:
+  friend class CatchUp;
+  std::shared_ptr<Plan> plan(const PlanId& id);
+  void ensure_loaded(Plan& p);
+  using Deliveries = std::vector<std::pair<std::shared_ptr<Peer>, kith::v1::ServerMessage>>;
+  // With p.mu held: the live batches for every subscriber that may read some of `ops` (fetch
+  // log records are queued). Sent with send() after the mutex is released.
+  Deliveries fan_out_ops(Plan& p, const DeviceId& from, const std::vector<StoredOp>& ops,
+                         const std::vector<StoredHead>& heads);
+  // With p.mu held: `message` for every live subscriber `want` accepts.
+  Deliveries to_subscribers(Plan& p, const kith::v1::ServerMessage& message,
+                            const std::function<bool(const Who&)>& want);
+  static void send(Deliveries& out);
+  void storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error);
+
+  Storage& storage_;
+  GroupCommitter& committer_;
+  Metrics& metrics_;
+  ServiceOptions options_;
+  std::mutex plans_mu_;
+  std::unordered_map<PlanId, std::shared_ptr<Plan>, sync::IdHash> plans_;
+};
+
+// One catch-up in progress (Subscribe). Used from one thread at a time (the session's strand).
+class CatchUp {
+ public:
+  ~CatchUp();
+  // The next message to send, or nullopt once CatchUpComplete has been returned; from then on
+  // new ops, entries and envelopes reach the device live. Throws StorageError.
+  std::optional<kith::v1::ServerMessage> next();
+
+ private:
+  friend class SyncService;
+  struct State;
+  explicit CatchUp(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+// docs/PROTOCOL.md, "Section checksums": d0 = 32 zero bytes;
+// d(n) = BLAKE2b-256(u8(22) || "kith/v1/section-digest" || d(n-1) || op_hash(n)).
+crypto::Hash next_section_digest(const crypto::Hash& previous, const sync::OpHash& op);
+
+}  // namespace kith::server

@@ -1,0 +1,50 @@
+// SyncService's in-memory view of one plan. Private to sync_service*.cpp.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "kith/sync/membership.hpp"
+#include "sync_service.hpp"
+
+namespace kith::server {
+
+struct ChainTip {
+  std::uint64_t seq = 0;
+  sync::OpHash hash{};
+  Bytes header;  // of the op at `seq`
+};
+
+struct SyncService::Plan {
+  explicit Plan(const PlanId& plan_id) : id(plan_id) {}
+
+  struct Subscriber {
+    std::weak_ptr<Peer> peer;
+    const Peer* key = nullptr;
+    Who who;
+    bool live = false;
+  };
+
+  std::mutex mu;
+  PlanId id;
+  bool loaded = false;
+  std::optional<sync::MembershipLog> log;  // nullopt: no such plan (yet)
+  std::vector<Bytes> entries;              // the log's entries, as pushed
+  std::uint64_t committed_entries = 0;
+  std::uint64_t assigned_seq = 0;   // last sequence number handed out
+  std::uint64_t committed_seq = 0;  // last sequence number durable
+  std::map<ChainKey, ChainTip> tips;
+  std::map<Section, SectionChecksum> sections;  // at assigned_seq
+  std::unordered_map<OpId, OpRef, sync::IdHash> pending;  // handed out, not yet durable
+  std::vector<Subscriber> subscribers;
+};
+
+// What an account may read now (expiry applied): every section for the owner.
+std::vector<Section> readable_sections(const SyncService::Plan& p, const AccountId& account,
+                                       std::uint64_t now_ms);
+
+}  // namespace kith::server

@@ -1,0 +1,521 @@
+// SqliteStorage: every kind of row round-trips, the read queries filter and order as storage.hpp
+// says, a conflicting commit leaves nothing behind, and files that are not ours are refused
+// untouched.
+#include "sqlite_storage.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kith/sync/sqlite/database.hpp"
+#include "support/temp_dir.hpp"
+
+namespace kith::server {
+namespace {
+
+using Options = SqliteStorage::Options;
+
+Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+template <std::size_t N>
+std::array<std::uint8_t, N> filled(std::uint8_t value) {
+  std::array<std::uint8_t, N> out{};
+  out.fill(value);
+  return out;
+}
+
+DeviceId device(std::uint8_t n) { return DeviceId::from_bytes(Bytes(32, n)); }
+
+// An op whose fields all derive from (seq, section, author, author_seq, section_count), so a
+// test can tell every field of every op apart after the round trip.
+StoredOp op(std::uint64_t seq, const char* section, std::uint8_t author, std::uint64_t author_seq,
+            std::uint64_t section_count) {
+  StoredOp o;
+  o.seq = seq;
+  o.op_id = OpId::random();
+  o.section = Section::parse(section);
+  o.author = device(author);
+  o.author_seq = author_seq;
+  o.epoch = seq % 3;
+  o.hash = filled<32>(static_cast<std::uint8_t>(seq));
+  o.section_count = section_count;
+  o.section_digest = filled<32>(static_cast<std::uint8_t>(100 + seq));
+  o.header = bytes_of("header " + std::to_string(seq));
+  o.body = bytes_of("body " + std::to_string(seq));
+  return o;
+}
+
+void expect_same(const StoredOp& a, const StoredOp& b) {
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.op_id, b.op_id);
+  EXPECT_EQ(a.section, b.section);
+  EXPECT_EQ(a.author, b.author);
+  EXPECT_EQ(a.author_seq, b.author_seq);
+  EXPECT_EQ(a.epoch, b.epoch);
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.section_count, b.section_count);
+  EXPECT_EQ(a.section_digest, b.section_digest);
+  EXPECT_EQ(a.header, b.header);
+  EXPECT_EQ(a.body, b.body);
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<StoredOp>& ops) {
+  std::vector<std::uint64_t> out;
+  for (const StoredOp& o : ops) out.push_back(o.seq);
+  return out;
+}
+
+std::vector<Section> sections(std::initializer_list<const char*> names) {
+  std::vector<Section> out;
+  for (const char* n : names) out.push_back(Section::parse(n));
+  return out;
+}
+
+std::string file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The message of the StorageError `f` throws; fails the test if it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const StorageError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no StorageError";
+  return {};
+}
+
+class SqliteStorageTest : public ::testing::Test {
+ protected:
+  SqliteStorage& open(Options options = {.synchronous = Options::Sync::kNormal}) {
+    storage_.reset();
+    storage_ = std::make_unique<SqliteStorage>(file_, options);
+    return *storage_;
+  }
+  SqliteStorage& storage() { return storage_ ? *storage_ : open(); }
+
+  // Membership 0..1, and six ops over three sections by two authors:
+  //   seq:     1        2       3        4       5        6
+  //   section: profile  notes   profile  risk    notes    profile
+  //   author:  1/1      1/1     2/1      1/1     2/1      1/2
+  WriteBatch sample_batch() {
+    WriteBatch b;
+    b.plan = plan_;
+    b.membership = {{0, bytes_of("genesis")}, {1, bytes_of("grant bob")}};
+    b.ops = {op(1, "profile", 1, 1, 1), op(2, "notes", 1, 1, 1), op(3, "profile", 2, 1, 2),
+             op(4, "risk", 1, 1, 1),    op(5, "notes", 2, 1, 2), op(6, "profile", 1, 2, 3)};
+    return b;
+  }
+
+  kith::test::TempDir dir_{"kith-sqlite-storage"};
+  std::filesystem::path file_ = dir_ / "kithd.db";
+  PlanId plan_ = PlanId::random();
+  std::unique_ptr<SqliteStorage> storage_;
+};
+
+TEST_F(SqliteStorageTest, RoundTripsEveryKindOfRow) {
+  WriteBatch b = sample_batch();
+  b.heads = {{device(1), Section::parse("profile"), 2, bytes_of("head p2"), filled<64>(7)}};
+  const Bytes recipient(32, 9);
+  b.envelopes = {{recipient, Section::parse("risk"), 4, bytes_of("sealed risk key")}};
+  FetchRecord fetch{0,         AccountId::from_bytes(Bytes(32, 3)),
+                    device(1), Section::parse("notes"),
+                    5,         1'700'000'000'000,
+                    true};
+  b.fetches = {fetch};
+  b.devices = {{device(1), AccountId::from_bytes(Bytes(32, 3)), bytes_of("certificate"), 42}};
+  storage().commit({&b, 1});
+
+  auto all = storage().ops_after(plan_, 0, 100, sections({"profile", "notes", "risk"}), 100);
+  ASSERT_EQ(all.size(), b.ops.size());
+  for (std::size_t i = 0; i < all.size(); ++i) expect_same(all[i], b.ops[i]);
+
+  auto ref = storage().find_op(plan_, b.ops[2].op_id);
+  ASSERT_TRUE(ref);
+  EXPECT_EQ(ref->seq, 3u);
+  EXPECT_EQ(ref->section.name(), "profile");
+  EXPECT_EQ(ref->author, device(2));
+  EXPECT_EQ(ref->author_seq, 1u);
+  EXPECT_EQ(ref->hash, b.ops[2].hash);
+  EXPECT_FALSE(storage().find_op(plan_, OpId::random()));
+  EXPECT_FALSE(storage().find_op(PlanId::random(), b.ops[2].op_id));
+
+  auto head = storage().head_at_or_below(plan_, {device(1), Section::parse("profile")}, 2);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->seq, 2u);
+  EXPECT_EQ(head->head, bytes_of("head p2"));
+  EXPECT_EQ(head->signature, filled<64>(7));
+
+  EXPECT_EQ(storage().membership_from(plan_, 0, 10),
+            (std::vector<Bytes>{bytes_of("genesis"), bytes_of("grant bob")}));
+  EXPECT_EQ(storage().membership_from(plan_, 1, 10), (std::vector<Bytes>{bytes_of("grant bob")}));
+  EXPECT_EQ(storage().membership_from(plan_, 0, 1).size(), 1u);
+
+  auto envelopes = storage().envelopes_for(plan_, recipient);
+  ASSERT_EQ(envelopes.size(), 1u);
+  EXPECT_EQ(envelopes[0].recipient, recipient);
+  EXPECT_EQ(envelopes[0].section.name(), "risk");
+  EXPECT_EQ(envelopes[0].epoch, 4u);
+  EXPECT_EQ(envelopes[0].envelope, bytes_of("sealed risk key"));
+  EXPECT_TRUE(storage().envelopes_for(plan_, Bytes(32, 8)).empty());
+
+  auto log = storage().fetch_log(plan_, 0, 10);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_GT(log[0].id, 0u);
+  EXPECT_EQ(log[0].account, fetch.account);
+  EXPECT_EQ(log[0].device, fetch.device);
+  EXPECT_EQ(log[0].section, fetch.section);
+  EXPECT_EQ(log[0].up_to_seq, 5u);
+  EXPECT_EQ(log[0].at_ms, fetch.at_ms);
+  EXPECT_TRUE(log[0].live);
+
+  auto dev = storage().find_device(device(1));
+  ASSERT_TRUE(dev);
+  EXPECT_EQ(dev->account, AccountId::from_bytes(Bytes(32, 3)));
+  EXPECT_EQ(dev->certificate, bytes_of("certificate"));
+  EXPECT_EQ(dev->last_seen_ms, 42u);
+  EXPECT_FALSE(storage().find_device(device(2)));
+
+  auto snapshot = storage().load_plan(plan_);
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->membership.size(), 2u);
+  EXPECT_EQ(snapshot->last_seq, 6u);
+  const ChainKey p1{device(1), Section::parse("profile")};
+  ASSERT_EQ(snapshot->chain_tips.size(),
+            5u);  // (1,profile) (1,notes) (2,profile) (1,risk) (2,notes)
+  EXPECT_EQ(snapshot->chain_tips.at(p1), std::make_pair(std::uint64_t{2}, b.ops[5].hash));
+  EXPECT_EQ(snapshot->tip_headers.at(p1), b.ops[5].header);
+  EXPECT_EQ(snapshot->sections.at(Section::parse("profile")).op_count, 3u);
+  EXPECT_EQ(snapshot->sections.at(Section::parse("notes")).digest, b.ops[4].section_digest);
+  EXPECT_FALSE(storage().load_plan(PlanId::random()));
+}
+
+TEST_F(SqliteStorageTest, OpsAfterFiltersBySectionRangeAndLimitInSeqOrder) {
+  WriteBatch b = sample_batch();
+  storage().commit({&b, 1});
+  auto& s = storage();
+  EXPECT_EQ(seqs(s.ops_after(plan_, 0, 6, sections({"profile"}), 100)),
+            (std::vector<std::uint64_t>{1, 3, 6}));
+  EXPECT_EQ(seqs(s.ops_after(plan_, 0, 6, sections({"risk", "notes"}), 100)),
+            (std::vector<std::uint64_t>{2, 4, 5}));
+  // after is exclusive, up_to inclusive.
+  EXPECT_EQ(seqs(s.ops_after(plan_, 1, 5, sections({"profile", "notes", "risk"}), 100)),
+            (std::vector<std::uint64_t>{2, 3, 4, 5}));
+  // The limit counts matching ops, the first ones in seq order.
+  EXPECT_EQ(seqs(s.ops_after(plan_, 0, 6, sections({"profile", "notes"}), 3)),
+            (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(seqs(s.ops_after(plan_, 3, UINT64_MAX, sections({"profile"}), 1)),
+            (std::vector<std::uint64_t>{6}));
+  EXPECT_TRUE(s.ops_after(plan_, 0, 6, sections({"budget"}), 100).empty());
+  EXPECT_TRUE(s.ops_after(plan_, 0, 6, {}, 100).empty());
+  EXPECT_TRUE(s.ops_after(plan_, 6, 100, sections({"profile"}), 100).empty());
+  EXPECT_TRUE(s.ops_after(plan_, 0, 6, sections({"profile"}), 0).empty());
+  EXPECT_TRUE(s.ops_after(PlanId::random(), 0, 6, sections({"profile"}), 100).empty());
+}
+
+TEST_F(SqliteStorageTest, HeadAtOrBelowTakesTheLatestHeadThatCoversTheSeq) {
+  WriteBatch b;
+  b.plan = plan_;
+  const Section notes = Section::parse("notes");
+  b.heads = {{device(1), notes, 2, bytes_of("h2"), filled<64>(2)},
+             {device(1), notes, 5, bytes_of("h5"), filled<64>(5)},
+             {device(2), notes, 3, bytes_of("other author"), filled<64>(3)},
+             {device(1), Section::parse("risk"), 4, bytes_of("other section"), filled<64>(4)}};
+  storage().commit({&b, 1});
+  const ChainKey chain{device(1), notes};
+  EXPECT_FALSE(storage().head_at_or_below(plan_, chain, 1));
+  EXPECT_EQ(storage().head_at_or_below(plan_, chain, 2)->head, bytes_of("h2"));
+  EXPECT_EQ(storage().head_at_or_below(plan_, chain, 4)->head, bytes_of("h2"));
+  EXPECT_EQ(storage().head_at_or_below(plan_, chain, 5)->head, bytes_of("h5"));
+  EXPECT_EQ(storage().head_at_or_below(plan_, chain, 1000)->seq, 5u);
+  EXPECT_FALSE(storage().head_at_or_below(PlanId::random(), chain, 1000));
+
+  // A head for an equal (author, section, seq) replaces the stored one.
+  WriteBatch again;
+  again.plan = plan_;
+  again.heads = {{device(1), notes, 5, bytes_of("h5 again"), filled<64>(9)}};
+  storage().commit({&again, 1});
+  auto head = storage().head_at_or_below(plan_, chain, 5);
+  EXPECT_EQ(head->head, bytes_of("h5 again"));
+  EXPECT_EQ(head->signature, filled<64>(9));
+}
+
+TEST_F(SqliteStorageTest, ChecksumsAtGivesEachSectionsLastOpAtOrBelowTheSeq) {
+  WriteBatch b = sample_batch();
+  storage().commit({&b, 1});
+  const Section profile = Section::parse("profile");
+  const Section notes = Section::parse("notes");
+  const Section risk = Section::parse("risk");
+  EXPECT_TRUE(storage().checksums_at(plan_, 0).empty());
+
+  auto at1 = storage().checksums_at(plan_, 1);
+  ASSERT_EQ(at1.size(), 1u);
+  EXPECT_EQ(at1.at(profile).op_count, 1u);
+  EXPECT_EQ(at1.at(profile).digest, b.ops[0].section_digest);
+
+  auto at4 = storage().checksums_at(plan_, 4);
+  ASSERT_EQ(at4.size(), 3u);
+  EXPECT_EQ(at4.at(profile).op_count, 2u);
+  EXPECT_EQ(at4.at(profile).digest, b.ops[2].section_digest);
+  EXPECT_EQ(at4.at(notes).digest, b.ops[1].section_digest);
+  EXPECT_EQ(at4.at(risk).digest, b.ops[3].section_digest);
+
+  auto at6 = storage().checksums_at(plan_, 6);
+  EXPECT_EQ(at6.at(profile).op_count, 3u);
+  EXPECT_EQ(at6.at(notes).op_count, 2u);
+  EXPECT_EQ(at6.at(notes).digest, b.ops[4].section_digest);
+  EXPECT_EQ(storage().checksums_at(plan_, 1000).at(profile).digest, b.ops[5].section_digest);
+  EXPECT_TRUE(storage().checksums_at(PlanId::random(), 6).empty());
+}
+
+TEST_F(SqliteStorageTest, MembershipConflictFailsTheWholeCommitAndKeepsEarlierData) {
+  WriteBatch first = sample_batch();
+  storage().commit({&first, 1});
+
+  // Two batches in one commit: the first is fine, the second rewrites entry 1.
+  WriteBatch fine;
+  fine.plan = plan_;
+  fine.ops = {op(7, "notes", 1, 2, 3)};
+  fine.membership = {{2, bytes_of("grant carol")}};
+  fine.devices = {{device(5), AccountId::from_bytes(Bytes(32, 5)), bytes_of("cert"), 1}};
+  WriteBatch conflicting;
+  conflicting.plan = plan_;
+  conflicting.membership = {{1, bytes_of("a different entry 1")}};
+  const WriteBatch both[] = {fine, conflicting};
+  const std::string message = error_of([&] { storage().commit(both); });
+  EXPECT_NE(message.find("membership entry 1"), std::string::npos) << message;
+  EXPECT_NE(message.find(plan_.hex()), std::string::npos) << message;
+
+  EXPECT_EQ(storage().membership_from(plan_, 0, 10).size(), 2u);
+  EXPECT_FALSE(storage().find_op(plan_, fine.ops[0].op_id));
+  EXPECT_FALSE(storage().find_device(device(5)));
+  EXPECT_EQ(storage().load_plan(plan_)->last_seq, 6u);
+  EXPECT_EQ(storage().membership_from(plan_, 1, 1)[0], bytes_of("grant bob"));
+
+  // Writing an entry again with the same bytes (a retried request) is not a conflict.
+  WriteBatch retry;
+  retry.plan = plan_;
+  retry.membership = {{1, bytes_of("grant bob")}, {2, bytes_of("grant carol")}};
+  storage().commit({&retry, 1});
+  EXPECT_EQ(storage().membership_from(plan_, 0, 10).size(), 3u);
+}
+
+TEST_F(SqliteStorageTest, TakenOpIdOrSeqFailsTheCommit) {
+  WriteBatch first = sample_batch();
+  storage().commit({&first, 1});
+
+  WriteBatch same_id;
+  same_id.plan = plan_;
+  same_id.ops = {op(7, "notes", 1, 2, 3)};
+  same_id.ops[0].op_id = first.ops[0].op_id;
+  std::string message = error_of([&] { storage().commit({&same_id, 1}); });
+  EXPECT_NE(message.find(first.ops[0].op_id.hex()), std::string::npos) << message;
+
+  WriteBatch same_seq;
+  same_seq.plan = plan_;
+  same_seq.ops = {op(7, "notes", 1, 2, 3), op(6, "notes", 1, 3, 4)};
+  message = error_of([&] { storage().commit({&same_seq, 1}); });
+  EXPECT_NE(message.find("sequence 6"), std::string::npos) << message;
+  EXPECT_FALSE(storage().find_op(plan_, same_seq.ops[0].op_id));
+  EXPECT_EQ(storage().load_plan(plan_)->last_seq, 6u);
+
+  // The same op id in another plan is another op.
+  same_id.plan = PlanId::random();
+  same_id.membership = {{0, bytes_of("genesis")}};
+  storage().commit({&same_id, 1});
+  EXPECT_EQ(storage().find_op(same_id.plan, first.ops[0].op_id)->seq, 7u);
+}
+
+TEST_F(SqliteStorageTest, IdenticalEnvelopeIsStoredOnceAndFetchIdsIncrease) {
+  WriteBatch b;
+  b.plan = plan_;
+  const Bytes recipient(32, 1);
+  b.envelopes = {{recipient, Section::parse("notes"), 1, bytes_of("e1")},
+                 {recipient, Section::parse("notes"), 1, bytes_of("e1")},
+                 {recipient, Section::parse("notes"), 2, bytes_of("e2")}};
+  FetchRecord fetch;
+  fetch.up_to_seq = 1;
+  b.fetches = {fetch, fetch, fetch};
+  storage().commit({&b, 1});
+  storage().commit({&b, 1});
+  auto envelopes = storage().envelopes_for(plan_, recipient);
+  ASSERT_EQ(envelopes.size(), 2u);
+  EXPECT_EQ(envelopes[0].envelope, bytes_of("e1"));
+  EXPECT_EQ(envelopes[1].envelope, bytes_of("e2"));
+
+  auto log = storage().fetch_log(plan_, 0, 100);
+  ASSERT_EQ(log.size(), 6u);
+  for (std::size_t i = 1; i < log.size(); ++i) EXPECT_GT(log[i].id, log[i - 1].id);
+  auto rest = storage().fetch_log(plan_, log[3].id, 2);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].id, log[4].id);
+  EXPECT_TRUE(storage().fetch_log(PlanId::random(), 0, 100).empty());
+}
+
+TEST_F(SqliteStorageTest, DeviceUpsertUpdatesLastSeen) {
+  WriteBatch b;
+  b.plan = plan_;
+  b.devices = {{device(1), AccountId::from_bytes(Bytes(32, 3)), bytes_of("cert"), 10}};
+  storage().commit({&b, 1});
+  b.devices[0].last_seen_ms = 20;
+  storage().commit({&b, 1});
+  EXPECT_EQ(storage().find_device(device(1))->last_seen_ms, 20u);
+}
+
+TEST_F(SqliteStorageTest, ReopenedFileReadsEverythingBack) {
+  WriteBatch b = sample_batch();
+  b.devices = {{device(1), AccountId::from_bytes(Bytes(32, 3)), bytes_of("cert"), 10}};
+  open({.synchronous = Options::Sync::kFull, .read_connections = 1}).commit({&b, 1});
+  storage_.reset();
+  ASSERT_FALSE(std::filesystem::exists(file_.string() + "-wal"));  // checkpointed on close
+
+  auto& s = open();
+  auto all = s.ops_after(plan_, 0, 100, sections({"profile", "notes", "risk"}), 100);
+  ASSERT_EQ(all.size(), 6u);
+  for (std::size_t i = 0; i < all.size(); ++i) expect_same(all[i], b.ops[i]);
+  EXPECT_EQ(s.load_plan(plan_)->membership.size(), 2u);
+  EXPECT_EQ(s.find_device(device(1))->last_seen_ms, 10u);
+
+  sync::sqlite::Database raw(file_);
+  EXPECT_EQ(raw.pragma_int("application_id"), SqliteStorage::kApplicationId);
+  EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+}
+
+TEST_F(SqliteStorageTest, RefusesAFileThatIsNotADatabaseAndLeavesItUnchanged) {
+  {
+    std::ofstream out(file_, std::ios::binary);
+    for (int i = 0; i < 1000; ++i) out << "these are the notes of a care plan, not a database\n";
+  }
+  const std::string before = file_bytes(file_);
+  const std::string message = error_of([&] { open(); });
+  EXPECT_EQ(message.find("The file " + file_.string() +
+                         " is not a kithd database (it is not an SQLite database at all); check "
+                         "the database path kithd was given"),
+            0u)
+      << message;
+  EXPECT_EQ(file_bytes(file_), before);
+}
+
+TEST_F(SqliteStorageTest, RefusesAnotherApplicationsDatabaseAndLeavesItUnchanged) {
+  {
+    sync::sqlite::Database other(file_);
+    other.exec("CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup')");
+  }
+  const std::string before = file_bytes(file_);
+  std::string message = error_of([&] { open(); });
+  EXPECT_NE(message.find("is an SQLite database of another application, not a kithd database"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(file_.string()), std::string::npos) << message;
+  EXPECT_EQ(file_bytes(file_), before);
+
+  // A Kith device's local store is named as such.
+  const std::string kith_store = "PRAGMA application_id = " + std::to_string(0x4B495448);
+  { sync::sqlite::Database(file_).exec(kith_store.c_str()); }
+  message = error_of([&] { open(); });
+  EXPECT_NE(message.find("is a Kith device's local store, not a kithd database"), std::string::npos)
+      << message;
+}
+
+TEST_F(SqliteStorageTest, RefusesADatabaseOfANewerSchemaAndLeavesItUnchanged) {
+  open();
+  storage_.reset();
+  { sync::sqlite::Database(file_).exec("PRAGMA user_version = 99"); }
+  const std::string before = file_bytes(file_);
+  const std::string message = error_of([&] { open(); });
+  EXPECT_NE(message.find("was written by a newer kithd (schema 99; this kithd reads up to schema " +
+                         std::to_string(SqliteStorage::newest_schema())),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(file_.string()), std::string::npos) << message;
+  EXPECT_EQ(file_bytes(file_), before);
+}
+
+TEST_F(SqliteStorageTest, RefusesADamagedDatabase) {
+  WriteBatch b = sample_batch();
+  open().commit({&b, 1});
+  storage_.reset();
+  { sync::sqlite::Database(file_).exec("DROP INDEX ops_by_chain"); }
+  std::string message = error_of([&] { open(); });
+  EXPECT_NE(message.find("is damaged ('ops_by_chain' is missing)"), std::string::npos) << message;
+
+  // A row that does not parse is reported when it is read.
+  {
+    sync::sqlite::Database raw(file_);
+    raw.exec("CREATE INDEX ops_by_chain ON ops (plan_id, author, section, author_seq)");
+    raw.exec("UPDATE ops SET section = 'Not A Section' WHERE seq = 2");
+  }
+  auto& s = open();
+  EXPECT_EQ(s.ops_after(plan_, 0, 1, sections({"profile"}), 10).size(), 1u);
+  message = error_of([&] { (void)s.checksums_at(plan_, 6); });
+  EXPECT_NE(message.find("is damaged (a stored section name 'Not A Section' is not valid)"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(SqliteStorageTest, RefusesAFileInAMissingFolder) {
+  file_ = dir_ / "no such folder" / "kithd.db";
+  const std::string message = error_of([&] { open(); });
+  EXPECT_NE(message.find("The server database cannot be opened"), std::string::npos) << message;
+}
+
+// Each commit adds one op and one membership entry; a reader that saw half a commit, or two
+// queries from different commits, would find the counts out of step.
+TEST_F(SqliteStorageTest, ConcurrentReadsDuringCommitsSeeConsistentData) {
+  auto& s = open({.synchronous = Options::Sync::kNormal, .read_connections = 2});
+  constexpr std::uint64_t kCommits = 150;
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      std::uint64_t last_seen = 0;
+      while (!done.load()) {
+        auto snapshot = s.load_plan(plan_);
+        if (!snapshot) continue;
+        const std::uint64_t n = snapshot->last_seq;
+        EXPECT_EQ(snapshot->membership.size(), n + 1);
+        std::uint64_t counted = 0;
+        for (const auto& [section, checksum] : snapshot->sections) counted += checksum.op_count;
+        EXPECT_EQ(counted, n);
+        EXPECT_GE(n, last_seen);  // never goes back in time
+        last_seen = n;
+        auto ops = s.ops_after(plan_, 0, n, sections({"notes", "risk"}), 1000);
+        EXPECT_EQ(ops.size(), n);
+        reads.fetch_add(1);
+      }
+    });
+  }
+  WriteBatch genesis;
+  genesis.plan = plan_;
+  genesis.membership = {{0, bytes_of("genesis")}};
+  s.commit({&genesis, 1});
+  std::uint64_t per_section[2] = {0, 0};
+  for (std::uint64_t seq = 1; seq <= kCommits; ++seq) {
+    const int which = static_cast<int>(seq % 2);
+    WriteBatch b;
+    b.plan = plan_;
+    const std::uint64_t count = ++per_section[which];
+    b.ops = {op(seq, which ? "notes" : "risk", 1, count, count)};
+    b.membership = {{seq, bytes_of("entry " + std::to_string(seq))}};
+    s.commit({&b, 1});
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(s.load_plan(plan_)->last_seq, kCommits);
+}
+
+}  // namespace
+}  // namespace kith::server
