@@ -192,7 +192,9 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
                  "text frames are not part of the protocol; send each message as one binary "
                  "WebSocket frame");
     } else if (!take_token()) {
-      if (++strikes_ > shared_->config.request_burst) {
+      // A client that ignores RATE_LIMITED for long (twice its burst, and at least 20 times
+      // in a row) is cut off rather than answered forever.
+      if (++strikes_ > std::max(20u, 2 * shared_->config.request_burst)) {
         reject_stats("RATE_LIMITED");
         return begin_close(websocket::close_code::policy_error,
                            "RATE_LIMITED: too many requests; slow down and reconnect");
