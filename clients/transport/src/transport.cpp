@@ -9,12 +9,6 @@
 //
 // This is the only client translation unit that includes Beast (it is slow to compile).
 
-// The same Beast configuration as kith_server (server/CMakeLists.txt): both end up in the
-// server's test binary, and Beast's inline functions must mean the same thing in every TU.
-#ifndef BOOST_BEAST_USE_STD_STRING_VIEW
-#define BOOST_BEAST_USE_STD_STRING_VIEW
-#endif
-
 #include "kith/client/transport.hpp"
 
 #include <openssl/err.h>
@@ -571,7 +565,8 @@ void Connection::authenticate(const sync::DeviceIdentity& me, std::string_view c
       await_reply(hello.request_id(), kith::v1::ServerMessage::kChallenge, "Hello");
 
   const ChannelBinding binding = channel_binding();
-  crypto::ByteWriter signed_bytes(sync::wire::kNonceBytes + kChannelBindingSize + 32);
+  crypto::ByteWriter signed_bytes(sync::wire::kNonceBytes + kChannelBindingSize +
+                                  crypto::kVerifyKeySize);
   signed_bytes.raw(std::string_view(challenge.challenge().nonce()))
       .raw(crypto::ByteView(binding))
       .raw(device_public);

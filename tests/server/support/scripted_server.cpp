@@ -2,11 +2,8 @@
 // the TLS handshake, the upgrade and the script. This is the only test translation unit that
 // includes Beast's WebSocket (slow to compile).
 
-// The same Boost configuration as kith_server and kith_transport (their CMakeLists), which share
-// the test binary: Beast's inline functions must mean the same thing in every TU.
-#ifndef BOOST_BEAST_USE_STD_STRING_VIEW
-#define BOOST_BEAST_USE_STD_STRING_VIEW
-#endif
+// As kith_server and kith_transport are compiled (their CMakeLists), which share the test
+// binary, so that Asio's inline code is the same in every translation unit.
 #ifndef BOOST_ASIO_NO_DEPRECATED
 #define BOOST_ASIO_NO_DEPRECATED
 #endif
