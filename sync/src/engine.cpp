@@ -4,6 +4,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "engine_plan.hpp"
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
 #include "kith/sync/record_types.hpp"
@@ -16,7 +17,6 @@ namespace {
 using Kind = MembershipEntry::Kind;
 
 constexpr std::size_t kOpsPerPush = 500;
-constexpr std::size_t kEntriesPerPush = 200;
 
 // The state blob the store keeps: u64(local index of the last op it includes) || canonical.
 Bytes state_blob(std::uint64_t watermark, const PlanState& state) {
@@ -30,10 +30,10 @@ Bytes state_blob(std::uint64_t watermark, const PlanState& state) {
                   "this device has no plan " + plan.hex() + "; check the id with 'plan list'");
 }
 
-Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
-std::string to_wire(ByteView b) { return std::string(b.begin(), b.end()); }
-
 }  // namespace
+
+using engine_detail::to_bytes;
+using engine_detail::to_wire;
 
 SyncEvent SyncEvent::record_changed(const PlanId& plan, const RecordId& record) {
   SyncEvent e;
@@ -92,33 +92,6 @@ DeviceId DeviceIdentity::device() const {
   return DeviceId::from_bytes(secrets.device.signing.public_key().bytes());
 }
 
-struct SyncEngine::Plan {
-  Plan(PlanId id_, std::string title_, const crypto::SigningKey& device)
-      : id(id_),
-        title(std::move(title_)),
-        log(id_),
-        keys(id_),
-        verifier(id_),
-        writer(id_, device) {}
-  PlanId id;
-  std::string title;
-  MembershipLog log;
-  KeyRing keys;
-  ChainVerifier verifier;
-  ChainWriter writer;
-  PlanState state;
-  HlcClock clock;
-  std::uint64_t server_membership = 0;    // entries the server is known to hold
-  std::map<OpId, std::uint64_t> pending;  // received ops waiting for a head: their server seq
-  // Envelopes made here, not yet stored by the server. Kept in memory only: after a restart a
-  // device re-wraps keys when asked again (add_device / rotate_key).
-  std::vector<Bytes> outgoing_envelopes;
-  std::optional<OpId> last_stored;  // the op most recently put in the store
-  std::optional<OpId> saved_upto;   // last_stored when the state was last saved
-  bool needs_reseal = false;
-  bool needs_rebuild = false;  // an entry arrived that may refuse ops already merged here
-};
-
 SyncEngine::SyncEngine(LocalStore& store, DeviceIdentity me, std::function<std::uint64_t()> now_ms)
     : store_(store), me_(std::move(me)), now_ms_(std::move(now_ms)) {
   for (auto& [id, title] : store_.plans()) load(id, title);
@@ -149,7 +122,13 @@ SyncEngine::Plan& SyncEngine::plan_ref(const PlanId& plan) const {
 
 void SyncEngine::load(const PlanId& id, std::string title) {
   auto p = std::make_unique<Plan>(id, std::move(title), me_.secrets.device.signing);
-  for (const Bytes& e : store_.membership(id)) p->log.append(MembershipEntry::parse(e));
+  for (const Bytes& bytes : store_.membership(id)) {
+    MembershipEntry e = MembershipEntry::parse(bytes);
+    p->log.append(e);
+    // Another device's entry came from the server, and so did everything before it. This
+    // device's own ones after it may never have reached it.
+    if (e.author != me_.device()) p->server_membership = e.index + 1;
+  }
   std::uint64_t watermark = 0;
   if (auto blob = store_.load_plan_state(id)) {
     crypto::ByteReader r(blob->view(), "saved plan state");
@@ -310,75 +289,6 @@ void SyncEngine::delete_record(const PlanId& plan, const RecordId& record) {
   set_fields(plan, record, {{std::string(kDeletedField), "1"}});
 }
 
-void SyncEngine::append_entry(Plan& p, MembershipEntry& e) {
-  e.sign(me_.secrets.device.signing);
-  p.log.append(e);
-  store_.put_membership_entry(p.id, e.index, e.serialize());
-}
-
-void SyncEngine::rotate_key(const PlanId& plan, const Section& section) {
-  Plan& p = plan_ref(plan);
-  MembershipEntry e = p.log.next(Kind::kKeyRotation, me_.device(), now_ms_());
-  e.section = section;
-  e.epoch = p.log.epoch(section) + 1;
-  for (const MemberView& m : p.log.members()) {
-    for (const DeviceId& d : m.devices) {
-      std::uint64_t seq = p.verifier.accepted_seq(ChainKey{d, section});
-      if (seq > 0) e.cutoffs.push_back({d, section, seq});
-    }
-  }
-  auto key = crypto::SectionKey::generate();
-  MembershipLog before = p.log;
-  try {
-    auto tx = store_.begin();
-    append_entry(p, e);
-    store_.put_section_key(p.id, section.name(), e.epoch, key);
-    tx.commit();
-  } catch (...) {
-    p.log = std::move(before);
-    throw;
-  }
-  p.keys.add(section, e.epoch, key);
-  for (const MemberView& m : p.log.members()) {
-    if (p.log.permission(m.account, section, {}, now_ms_()) < Permission::kRead) continue;
-    for (const DeviceId& d : m.devices) {
-      if (d != me_.device()) wrap_for(p, section, e.epoch, *p.log.certificate(d));
-    }
-  }
-  reseal_outbox(p);
-  rebuild_state(p);
-}
-
-void SyncEngine::wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
-                          const crypto::DeviceCertificate& device) {
-  if (!key_for(p, section, epoch)) return;
-  p.outgoing_envelopes.push_back(
-      p.keys.wrap(section, epoch, device.device_encryption(), me_.secrets.device.signing)
-          .serialize());
-}
-
-void SyncEngine::add_device(const PlanId& plan, const crypto::DeviceCertificate& certificate) {
-  Plan& p = plan_ref(plan);
-  MembershipEntry e = p.log.next(Kind::kDeviceAdded, me_.device(), now_ms_());
-  e.certificate = certificate;
-  MembershipLog before = p.log;
-  try {
-    auto tx = store_.begin();
-    append_entry(p, e);
-    tx.commit();
-  } catch (...) {
-    p.log = std::move(before);
-    throw;
-  }
-  for (std::string_view name : kKnownSections) {
-    Section s = Section::parse(name);
-    if (p.log.permission(me_.account(), s) < Permission::kRead) continue;
-    for (std::uint64_t epoch = 1; epoch <= p.log.epoch(s); ++epoch) {
-      wrap_for(p, s, epoch, certificate);
-    }
-  }
-}
-
 std::vector<std::pair<PlanId, std::string>> SyncEngine::plans() const {
   std::vector<std::pair<PlanId, std::string>> out;
   for (const auto& [id, p] : plans_) out.emplace_back(id, p->title);
@@ -398,16 +308,23 @@ std::uint64_t SyncEngine::cursor(const PlanId& plan) const {
 
 std::vector<kith::v1::ClientMessage> SyncEngine::subscribe(const PlanId& plan) {
   Plan& p = plan_ref(plan);
+  // A new conversation: answers to pushes made before it will not come.
+  p.sent.clear();
+  p.envelopes_in_flight.clear();
+  p.caught_up = false;
   kith::v1::ClientMessage m;
   m.set_request_id(next_request_++);
   auto* s = m.mutable_subscribe();
   s->set_plan_id(to_wire(p.id.bytes()));
   s->set_cursor(store_.cursor(p.id));
-  s->set_membership_count(p.log.size());
-  // Queued membership entries and envelopes go first: for a plan this device just created, the
-  // server knows the plan (and this device as a member) only once its first entry is stored,
-  // and it answers a Subscribe to a plan it does not know with NOT_MEMBER.
-  std::vector<kith::v1::ClientMessage> out = pushes(plan, /*with_ops=*/false);
+  // The log from the first entry the server may not hold as it is here: if it kept another entry
+  // at the place of one of this device's, that one comes back, and this device's is made again.
+  s->set_membership_count(p.server_membership);
+  std::vector<kith::v1::ClientMessage> out;
+  // For a plan of which the server may hold nothing (one this device just created), its entries
+  // go first: the server answers a Subscribe to a plan it does not know with NOT_MEMBER.
+  // Otherwise they wait for the catch-up, which may bring entries that came first.
+  if (p.server_membership == 0) push_entries(p, out, /*remake=*/false);
   out.push_back(std::move(m));
   return out;
 }
@@ -415,51 +332,48 @@ std::vector<kith::v1::ClientMessage> SyncEngine::subscribe(const PlanId& plan) {
 std::vector<kith::v1::ClientMessage> SyncEngine::pushes(const PlanId& plan, bool with_ops) {
   Plan& p = plan_ref(plan);
   std::vector<kith::v1::ClientMessage> out;
-  auto entries = store_.membership(p.id);
-  for (std::size_t i = p.server_membership; i < entries.size(); i += kEntriesPerPush) {
-    kith::v1::ClientMessage m;
-    m.set_request_id(next_request_++);
-    auto* pm = m.mutable_push_membership();
-    pm->set_plan_id(to_wire(p.id.bytes()));
-    for (std::size_t k = i; k < std::min(entries.size(), i + kEntriesPerPush); ++k) {
-      pm->add_entries(to_wire(entries[k]));
-    }
-    out.push_back(std::move(m));
-  }
-  if (!p.outgoing_envelopes.empty()) {
-    kith::v1::ClientMessage m;
-    m.set_request_id(next_request_++);
-    auto* pe = m.mutable_push_envelopes();
-    pe->set_plan_id(to_wire(p.id.bytes()));
-    for (const Bytes& env : p.outgoing_envelopes) pe->add_envelopes(to_wire(env));
-    out.push_back(std::move(m));
-  }
-  if (!with_ops) return out;
+  push_entries(p, out, /*remake=*/true);
+  push_envelopes(p, out);
+  if (with_ops) push_ops(p, out);
+  return out;
+}
+
+// Ops go only once the server holds every membership entry of this device: an op sealed under
+// the key of a rotation that then lost a race for its place in the log would be stored under an
+// epoch that names another key. They follow the acknowledgement (handle_ack).
+void SyncEngine::push_ops(Plan& p, std::vector<kith::v1::ClientMessage>& out) {
+  if (p.server_membership < p.log.size()) return;
   auto queued = store_.outbox_ops(p.id, 100000);
   for (std::size_t i = 0; i < queued.size(); i += kOpsPerPush) {
     kith::v1::ClientMessage m;
     m.set_request_id(next_request_++);
     auto* po = m.mutable_push_ops();
     po->set_plan_id(to_wire(p.id.bytes()));
-    std::map<Section, const StoredOp*> last;  // the op each head of this push covers
+    std::map<std::string, const StoredOp*> last;  // the op each head of this push covers
     for (std::size_t k = i; k < std::min(queued.size(), i + kOpsPerPush); ++k) {
       const StoredOp& s = queued[k];
       auto* w = po->add_ops();
       w->set_header(to_wire(s.header));
       w->set_body(to_wire(s.body));
-      Section section = Section::parse(s.section);
-      if (!last.count(section) || last[section]->author_seq < s.author_seq) last[section] = &s;
+      const StoredOp*& covered = last[s.section];
+      if (!covered || covered->author_seq < s.author_seq) covered = &s;
     }
-    for (const auto& [section, s] : last) {
-      ChainHead head{p.id, section, me_.device(), s->author_seq, op_hash(s->header, s->body)};
-      SignedHead signed_head = SignedHead::sign(head, me_.secrets.device.signing);
+    for (const auto& [name, s] : last) {
+      Section section = Section::parse(name);
+      // Usually the push ends at the chain's tip, whose hash the writer holds; a push split
+      // before the tip hashes the op it ends at.
+      SignedHead signed_head =
+          p.writer.tip_seq(section) == s->author_seq
+              ? *p.writer.head(section)
+              : SignedHead::sign(ChainHead{p.id, section, me_.device(), s->author_seq,
+                                           op_hash(s->header, s->body)},
+                                 me_.secrets.device.signing);
       auto* h = po->add_heads();
       h->set_head(to_wire(signed_head.head));
       h->set_signature(to_wire(signed_head.signature));
     }
     out.push_back(std::move(m));
   }
-  return out;
 }
 
 void SyncEngine::apply_op(Plan& p, const AcceptedOp& a, std::vector<SyncEvent>& events) {
@@ -476,12 +390,19 @@ void SyncEngine::apply_op(Plan& p, const AcceptedOp& a, std::vector<SyncEvent>& 
       throw SyncError(SyncErrorCode::kDecryptFailed,
                       "an op in " + a.header.section.name() + " did not decrypt; it was ignored");
     }
-    std::set<RecordId> changed;
-    std::set<std::pair<RecordId, std::string>> fields;
+    // The records and fields it touches, for the events: sorted vectors, since an op usually
+    // has one or two mutations and a set would allocate per entry.
+    std::vector<RecordId> changed;
+    std::vector<std::pair<RecordId, std::string>> fields;
+    changed.reserve(body->mutations.size());
     for (const Mutation& m : body->mutations) {
-      changed.insert(m.record);
-      if (m.kind == Mutation::Kind::kSet) fields.emplace(m.record, m.field);
+      changed.push_back(m.record);
+      if (m.kind == Mutation::Kind::kSet) fields.emplace_back(m.record, m.field);
     }
+    std::sort(changed.begin(), changed.end());
+    changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+    std::sort(fields.begin(), fields.end());
+    fields.erase(std::unique(fields.begin(), fields.end()), fields.end());
     p.state.apply(a.header, std::move(*body), rights);
     for (const RecordId& r : changed) events.push_back(SyncEvent::record_changed(p.id, r));
     for (const auto& [r, field] : fields) {
@@ -495,20 +416,25 @@ void SyncEngine::apply_op(Plan& p, const AcceptedOp& a, std::vector<SyncEvent>& 
 void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
   Plan& p = plan_ref(id);
-  std::vector<Op> ops;
+  std::vector<SyncEvent> events;
+  // Each header is parsed (and each op hashed) once, here; the verifier works on the result.
+  std::vector<ParsedOp> ops;
+  ops.reserve(static_cast<std::size_t>(batch.ops_size()));
   std::unordered_map<OpId, std::uint64_t, IdHash> seqs;
+  seqs.reserve(static_cast<std::size_t>(batch.ops_size()));
   std::vector<std::pair<OpId, std::uint64_t>> own;  // this device's ops, echoed back
   for (const auto& d : batch.ops()) {
-    ops.push_back(Op{to_bytes(d.op().header()), to_bytes(d.op().body())});
     try {
-      OpHeader h = OpHeader::parse(ops.back().header);
-      seqs[h.op_id] = d.server_seq();
-      if (h.author == me_.device()) own.emplace_back(h.op_id, d.server_seq());
-    } catch (const SyncError&) {
-      // Reported by the verifier below.
+      ParsedOp op = ParsedOp::parse(Op{to_bytes(d.op().header()), to_bytes(d.op().body())});
+      seqs.emplace(op.header.op_id, d.server_seq());
+      if (op.header.author == me_.device()) own.emplace_back(op.header.op_id, d.server_seq());
+      ops.push_back(std::move(op));
+    } catch (const SyncError& e) {
+      events.push_back(SyncEvent::problem(p.id, SyncErrorCode::kMalformed, e.what()));
     }
   }
   std::vector<SignedHead> heads;
+  heads.reserve(static_cast<std::size_t>(batch.heads_size()));
   for (const auto& h : batch.heads()) {
     SignedHead s;
     s.head = to_bytes(h.head());
@@ -517,19 +443,9 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     }
     heads.push_back(std::move(s));
   }
-  ChainOutcome outcome = p.verifier.add(std::move(ops), heads);
-  std::vector<SyncEvent> events;
+  ChainOutcome outcome = p.verifier.add_parsed(std::move(ops), heads);
   for (const ChainProblem& pr : outcome.problems) {
     events.push_back(SyncEvent::problem(p.id, pr.code, pr.message));
-  }
-  // Remember the server sequence of every op still waiting for its head: the cursor must not
-  // pass it, or a restart would never fetch it again.
-  std::set<OpId> waiting = p.verifier.pending_op_ids();
-  for (const auto& [op_id, seq] : seqs) {
-    if (waiting.count(op_id)) p.pending.emplace(op_id, seq);
-  }
-  for (auto it = p.pending.begin(); it != p.pending.end();) {
-    it = waiting.count(it->first) ? std::next(it) : p.pending.erase(it);
   }
   std::uint64_t acked = 0;
   // Everything in a batch can be fetched again: relaxed durability, with the cursor in the same
@@ -548,14 +464,31 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     }
   }
   for (AcceptedOp& a : outcome.accepted) {
-    auto found = seqs.find(a.header.op_id);
-    std::uint64_t seq = found == seqs.end() ? 0 : found->second;
     if (a.header.author == me_.device()) continue;  // restored from our own store
+    // Its server sequence: from this batch, or remembered while it waited for its head.
+    std::uint64_t seq = 0;
+    if (auto found = seqs.find(a.header.op_id); found != seqs.end()) {
+      seq = found->second;
+    } else if (auto waited = p.pending.find(a.header.op_id); waited != p.pending.end()) {
+      seq = waited->second;
+    }
     p.clock.observe(a.header.clock);
     apply_op(p, a, events);
     store_.put_op(StoredOp{p.id, a.header.section.name(), a.header.author, a.header.author_seq,
                            a.header.op_id, seq, std::move(a.op.header), std::move(a.op.body), 0});
     p.last_stored = a.header.op_id;
+  }
+  // Remember the server sequence of every op still waiting for its head: the cursor must not
+  // pass it, or a restart would never fetch it again. (Nothing to do in the usual case, where
+  // every op of the batch was covered.)
+  if (p.verifier.pending_ops() > 0 || !p.pending.empty()) {
+    std::set<OpId> waiting = p.verifier.pending_op_ids();
+    for (const auto& [op_id, seq] : seqs) {
+      if (waiting.count(op_id)) p.pending.emplace(op_id, seq);
+    }
+    for (auto it = p.pending.begin(); it != p.pending.end();) {
+      it = waiting.count(it->first) ? std::next(it) : p.pending.erase(it);
+    }
   }
   std::uint64_t cursor = std::max(store_.cursor(p.id), batch.up_to_seq());
   for (const auto& [op_id, seq] : p.pending) cursor = std::min(cursor, seq > 0 ? seq - 1 : 0);
@@ -564,49 +497,6 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   for (const SyncEvent& e : events) emit(e);
   if (acked) emit(SyncEvent::acked(p.id, acked));
   emit(SyncEvent::progress(p.id, cursor, batch.more()));
-}
-
-void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
-  PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
-  Plan& p = plan_ref(id);
-  std::map<Section, std::uint64_t> epochs_before;
-  for (std::string_view name : kKnownSections) {
-    epochs_before[Section::parse(name)] = p.log.epoch(Section::parse(name));
-  }
-  auto tx = store_.begin();
-  std::uint64_t index = batch.first_index();
-  for (const std::string& bytes : batch.entries()) {
-    if (index < p.log.size()) {
-      ++index;
-      continue;
-    }
-    if (index > p.log.size()) {
-      problem(id, SyncErrorCode::kMembershipInvalid,
-              "membership entries are missing before entry " + std::to_string(index));
-      break;
-    }
-    try {
-      MembershipEntry e = MembershipEntry::parse(to_bytes(bytes));
-      p.log.append(e);
-      store_.put_membership_entry(id, e.index, e.serialize());
-      if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
-      // A reduction of rights or a rotation carries cut-offs: ops merged here before it
-      // arrived (this device's own included) may now be refused everywhere.
-      if (e.kind == Kind::kGrant || e.kind == Kind::kRevoke || e.kind == Kind::kKeyRotation) {
-        p.needs_rebuild = true;
-      }
-    } catch (const SyncError& e) {
-      problem(id, e.code(), e.what());
-      break;
-    }
-    ++index;
-  }
-  tx.commit();
-  p.server_membership = std::max(p.server_membership, index);
-  for (const auto& [section, before] : epochs_before) {
-    if (p.log.epoch(section) > before) p.needs_reseal = true;
-  }
-  if (p.needs_rebuild) rebuild_state(p);
 }
 
 // Merges every stored op again, each judged by the membership log as it stands now, so that
@@ -628,42 +518,6 @@ void SyncEngine::rebuild_state(Plan& p) {
     }
   }
   p.saved_upto.reset();
-}
-
-void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
-  PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
-  Plan& p = plan_ref(id);
-  for (const std::string& bytes : batch.envelopes()) {
-    try {
-      auto env = crypto::Envelope::parse(crypto::as_bytes(bytes));
-      auto [section, epoch] = p.keys.accept(env, p.log, me_.secrets.device.encryption);
-      auto tx = store_.begin();
-      store_.put_envelope(id, section.name(), epoch, crypto::as_bytes(bytes));
-      store_.put_section_key(id, section.name(), epoch, *p.keys.find(section, epoch));
-      tx.commit();
-    } catch (const crypto::CryptoError& e) {
-      problem(id, SyncErrorCode::kMalformed, e.what());
-    } catch (const SyncError& e) {
-      problem(id, e.code(), e.what());
-    }
-  }
-}
-
-void SyncEngine::handle_ack(const kith::v1::PushAck& ack) {
-  PlanId id = PlanId::from_bytes(crypto::as_bytes(ack.plan_id()));
-  Plan& p = plan_ref(id);
-  auto tx = store_.begin();
-  for (const auto& a : ack.acked()) {
-    OpId op = OpId::from_bytes(crypto::as_bytes(a.op_id()));
-    store_.set_server_seq(id, op, a.server_seq());
-    store_.outbox_remove(id, op);
-  }
-  tx.commit();
-  p.server_membership = std::max<std::uint64_t>(p.server_membership, ack.membership_count());
-  if (ack.envelopes_stored() >= p.outgoing_envelopes.size()) p.outgoing_envelopes.clear();
-  if (ack.acked_size() > 0) {
-    emit(SyncEvent::acked(id, static_cast<std::uint64_t>(ack.acked_size())));
-  }
 }
 
 // Saves the merged state with the local index of the last op it includes, so a restart replays
@@ -704,6 +558,9 @@ void SyncEngine::reseal_outbox(Plan& p) {
       OpHeader h = OpHeader::parse(s.header);
       const crypto::SectionKey* old_key = key_for(p, section, h.epoch);
       auto body = old_key ? open_op(Op{s.header, s.body}, *old_key) : std::nullopt;
+      if (auto lost = p.lost_keys.find({section, h.epoch}); !body && lost != p.lost_keys.end()) {
+        body = open_op(Op{s.header, s.body}, lost->second);
+      }
       h.epoch = epoch;
       h.membership_index = p.log.size();
       p.writer.stamp(h);
@@ -738,11 +595,11 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
       handle_envelopes(message.envelope_batch());
       break;
     case M::kPushAck:
-      handle_ack(message.push_ack());
-      break;
+      return handle_ack(message.push_ack(), message.request_id());
     case M::kCatchUpComplete: {
       PlanId id = PlanId::from_bytes(crypto::as_bytes(message.catch_up_complete().plan_id()));
       Plan& p = plan_ref(id);
+      p.caught_up = true;
       emit(SyncEvent::progress(id, store_.cursor(id), false));
       // Queued ops go up only now, once any key rotation they missed has been applied.
       if (p.needs_reseal) {
@@ -751,12 +608,9 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
       }
       return pushes(id);
     }
-    case M::kError: {
-      const auto& err = message.error();
-      problem({}, SyncErrorCode::kMalformed,
-              kith::v1::ErrorCode_Name(err.code()) + ": " + err.message());
+    case M::kError:
+      handle_error(message);
       break;
-    }
     default:
       break;
   }

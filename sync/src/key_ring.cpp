@@ -64,32 +64,6 @@ crypto::Envelope KeyRing::wrap(const Section& section, std::uint64_t epoch,
                                   granter_device);
 }
 
-void KeyRing::accept(const crypto::Envelope& envelope, const DeviceId& signer,
-                     const Section& section, std::uint64_t epoch, const MembershipLog& log,
-                     const crypto::BoxSecretKey& me) {
-  auto account = log.account_of(signer);
-  if (!account) {
-    throw SyncError(SyncErrorCode::kNotMember,
-                    "a section key came from a device that is not in this plan");
-  }
-  if (log.permission(*account, section) < Permission::kManage) {
-    throw SyncError(SyncErrorCode::kForbidden,
-                    "a key for " + section.name() + " came from someone who does not manage it");
-  }
-  auto key = envelope.open(me, crypto::VerifyKey::parse(signer.bytes()),
-                           section_key_context(plan_, section, epoch));
-  if (!key) {
-    throw SyncError(SyncErrorCode::kBadSignature, "a key for " + section.name() +
-                                                      " did not check out (wrong signer, device, "
-                                                      "plan, section or epoch); it was not used");
-  }
-  add(section, epoch, *key);
-}
-
-}  // namespace kith::sync
-
-namespace kith::sync {
-
 std::pair<Section, std::uint64_t> KeyRing::accept(const crypto::Envelope& envelope,
                                                   const MembershipLog& log,
                                                   const crypto::BoxSecretKey& me) {

@@ -253,17 +253,24 @@ const crypto::DeviceCertificate* MembershipLog::certificate(const DeviceId& devi
   return it == devices_.end() ? nullptr : &it->second.certificate;
 }
 
+const MembershipLog::Change* MembershipLog::grant_in_force(const AccountId& account,
+                                                           const Section& section,
+                                                           std::uint64_t limit) const {
+  auto it = grants_.find(GrantKey{account, section});
+  if (it == grants_.end()) return nullptr;
+  const Change* in_force = nullptr;
+  for (const Change& c : it->second) {
+    if (c.index < limit) in_force = &c;
+  }
+  return in_force;
+}
+
 Permission MembershipLog::permission(const AccountId& account, const Section& section,
                                      std::optional<std::uint64_t> at,
                                      std::optional<std::uint64_t> now_ms) const {
   std::uint64_t limit = at_or_size(at);
   if (owner_ && account == *owner_ && limit > 0) return Permission::kManage;
-  auto it = grants_.find({account, section});
-  if (it == grants_.end()) return Permission::kNone;
-  const Change* in_force = nullptr;
-  for (const Change& c : it->second) {
-    if (c.index < limit) in_force = &c;
-  }
+  const Change* in_force = grant_in_force(account, section, limit);
   if (!in_force) return Permission::kNone;
   if (now_ms && in_force->grant.expires_at_ms != 0 && *now_ms >= in_force->grant.expires_at_ms) {
     return Permission::kNone;
@@ -487,22 +494,19 @@ AuthorRights MembershipLog::check_op(const OpHeader& h) const {
     throw SyncError(SyncErrorCode::kNotMember,
                     "an op's author was not a device of this plan when it wrote it");
   }
-  Permission p = permission(*account, h.section, m);
+  // As permission(), with the grant looked up once for both the right and its expiry.
+  const bool owner = owner_ && *account == *owner_ && m > 0;
+  const Change* in_force = owner ? nullptr : grant_in_force(*account, h.section, m);
+  Permission p =
+      owner ? Permission::kManage : (in_force ? in_force->grant.permission : Permission::kNone);
   if (p < Permission::kAppend) {
     forbidden(who(*account) + " may not change " + h.section.name());
   }
-  auto it = grants_.find({*account, h.section});
-  if (!(owner_ && *account == *owner_) && it != grants_.end()) {
-    const Change* in_force = nullptr;
-    for (const Change& c : it->second) {
-      if (c.index < m) in_force = &c;
-    }
-    if (in_force && in_force->grant.expires_at_ms != 0 &&
-        h.clock.wall_ms >= in_force->grant.expires_at_ms) {
-      throw SyncError(SyncErrorCode::kGrantExpired, who(*account) + "'s access to " +
-                                                        h.section.name() +
-                                                        " had expired when this op was written");
-    }
+  if (in_force && in_force->grant.expires_at_ms != 0 &&
+      h.clock.wall_ms >= in_force->grant.expires_at_ms) {
+    throw SyncError(SyncErrorCode::kGrantExpired, who(*account) + "'s access to " +
+                                                      h.section.name() +
+                                                      " had expired when this op was written");
   }
   std::uint64_t e = epoch(h.section, m);
   if (h.epoch < e) {

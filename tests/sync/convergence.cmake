@@ -8,7 +8,12 @@
 #   ctest --preset default -C Long -L long
 # or directly: KITH_CONVERGENCE_SCHEDULES=5000 build/tests/sync/kith_sync_tests
 #   --gtest_filter=Convergence.RandomSchedulesConverge
-target_sources(kith_sync_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/convergence_test.cpp)
+# The simulation is in convergence.hpp, convergence_simulation.cpp and convergence_authoring.cpp.
+target_sources(kith_sync_tests PRIVATE
+  ${CMAKE_CURRENT_SOURCE_DIR}/convergence_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/convergence_simulation.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/convergence_authoring.cpp
+)
 
 set(KITH_CONVERGENCE_LONG_SCHEDULES 5000 CACHE STRING
     "Schedules played by the sync_convergence_long test (ctest -C Long -L long)")

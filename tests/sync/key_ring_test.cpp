@@ -8,6 +8,7 @@
 namespace kith::sync {
 namespace {
 
+using test::error_of;
 using test::Person;
 
 using Kind = MembershipEntry::Kind;
@@ -48,7 +49,8 @@ TEST_F(KeyRingTest, MemberAcceptsAKeyTheOwnerWrapped) {
   owners.add(health, 1, key);
   auto env = owners.wrap(health, 1, nurse.device.encryption.public_key(), owner.device.signing);
   KeyRing nurses(plan);
-  nurses.accept(env, owner.device_id(), health, 1, log, nurse.device.encryption);
+  EXPECT_EQ(nurses.accept(env, log, nurse.device.encryption),
+            std::make_pair(health, std::uint64_t{1}));
   ASSERT_NE(nurses.find(health, 1), nullptr);
   EXPECT_TRUE(*nurses.find(health, 1) == key);
   EXPECT_EQ(nurses.newest_epoch(health), 1u);
@@ -61,24 +63,17 @@ TEST_F(KeyRingTest, RefusesKeysFromNonManagersAndMisdirectedEnvelopes) {
   auto from_nurse =
       ring.wrap(health, 1, owner.device.encryption.public_key(), nurse.device.signing);
   KeyRing owners(plan);
-  EXPECT_THROW(
-      owners.accept(from_nurse, nurse.device_id(), health, 1, log, owner.device.encryption),
-      SyncError);
-  // An owner's envelope presented for another epoch, section or plan does not open.
+  EXPECT_EQ(error_of([&] { owners.accept(from_nurse, log, owner.device.encryption); }),
+            SyncErrorCode::kBadSignature);
+  // An owner's envelope for the nurse does not open for another device, nor in another plan.
   auto env = ring.wrap(health, 1, nurse.device.encryption.public_key(), owner.device.signing);
-  KeyRing nurses(plan);
-  EXPECT_THROW(nurses.accept(env, owner.device_id(), health, 2, log, nurse.device.encryption),
-               SyncError);
-  EXPECT_THROW(nurses.accept(env, owner.device_id(), Section::parse("risk"), 1, log,
-                             nurse.device.encryption),
-               SyncError);
+  EXPECT_EQ(error_of([&] { owners.accept(env, log, owner.device.encryption); }),
+            SyncErrorCode::kBadSignature);
   KeyRing other_plan(PlanId::random());
-  EXPECT_THROW(other_plan.accept(env, owner.device_id(), health, 1, log, nurse.device.encryption),
-               SyncError);
-  // Claiming the wrong signer fails too.
-  EXPECT_THROW(nurses.accept(env, nurse.device_id(), health, 1, log, nurse.device.encryption),
-               SyncError);
-  EXPECT_EQ(nurses.size(), 0u);
+  EXPECT_EQ(error_of([&] { other_plan.accept(env, log, nurse.device.encryption); }),
+            SyncErrorCode::kMalformed);
+  EXPECT_EQ(owners.size(), 0u);
+  EXPECT_EQ(other_plan.size(), 0u);
 }
 
 TEST_F(KeyRingTest, EnvelopeAsReceivedFindsItsSignerAmongManagers) {

@@ -91,9 +91,22 @@ INSERT INTO outbox (plan_id, op_id, position)
 DROP TABLE outbox_v1;
 )sql";
 
+// Version 3: envelopes this device makes for other devices (a key rotation, a device added) are
+// kept until the server has stored them; version 2 held them in memory, so a restart lost them.
+// AUTOINCREMENT: an id acknowledged late must never name a newer envelope.
+constexpr const char* kSchema3 = R"sql(
+CREATE TABLE outgoing_envelopes (
+  id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  plan_id  BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  envelope BLOB NOT NULL
+);
+CREATE INDEX outgoing_envelopes_by_plan ON outgoing_envelopes (plan_id, id);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "envelopes table; explicit outbox order", kSchema2},
+    {3, "outgoing envelopes table", kSchema3},
 };
 
 }  // namespace

@@ -65,6 +65,8 @@ class ChainWriter {
   void restore(const Section& section, std::uint64_t seq, const OpHash& hash);
   // A signed head over the latest op in `section`; nullopt if this device wrote none there.
   std::optional<SignedHead> head(const Section& section) const;
+  // The sequence number of the latest op in `section` (0 if none).
+  std::uint64_t tip_seq(const Section& section) const;
 
  private:
   struct Tip {
@@ -83,11 +85,19 @@ struct ChainProblem {
   std::string message;
 };
 
-struct AcceptedOp {
+// An op with its header parsed and its hash computed: what the verifier works on, and what it
+// hands back once a signed head covers the op.
+struct ParsedOp {
   OpHeader header;
   Op op;
   OpHash hash{};
+
+  // Parses the header and hashes the op, keeping its bytes. Throws SyncError(kMalformed /
+  // kUnknownSection) for a header that does not parse.
+  static ParsedOp parse(Op op);
 };
+// An op that a verified signed head covers.
+using AcceptedOp = ParsedOp;
 
 struct ChainOutcome {
   std::vector<AcceptedOp> accepted;  // newly covered by a signed head, in chain order
@@ -103,6 +113,9 @@ class ChainVerifier {
 
   // Takes the batch by value so that ops move into the pending set and on to the outcome.
   ChainOutcome add(std::vector<Op> ops, const std::vector<SignedHead>& heads);
+  // The same for ops the caller has already parsed (ParsedOp::parse), so that a caller that
+  // reads the headers itself does not parse and hash each op twice.
+  ChainOutcome add_parsed(std::vector<ParsedOp> ops, const std::vector<SignedHead>& heads);
   // Marks an op as accepted without checks, e.g. when reloading ops this device verified before.
   void restore(const OpHeader& header, const OpHash& hash);
   // Forgets the last accepted op of its chain: this device re-seals its own unacknowledged ops
@@ -118,7 +131,7 @@ class ChainVerifier {
  private:
   struct Chain {
     std::vector<OpHash> accepted;  // hash of op seq = index + 1
-    std::map<std::uint64_t, AcceptedOp> pending;
+    std::map<std::uint64_t, ParsedOp> pending;
     std::optional<ChainHead> best_head;  // verified, not yet fully covered
   };
   void try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out);

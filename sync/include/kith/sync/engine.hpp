@@ -12,6 +12,16 @@
 // echoing the device's own op back) removes the op from the outbox. After a key rotation, queued
 // ops under the retired epoch are re-sealed under the new one before upload.
 //
+// Membership entries this device writes (add_device, rotate_key) go up before the envelopes and
+// ops that depend on them, each kind only once the server has acknowledged the entries before
+// it; envelopes wait in the local store until the server has stored them, so a restart loses
+// none. When another device's entry took the place in the log of one of this device's (both
+// wrote it offline; the server keeps the first), this device takes the server's entries and
+// makes its own again after them: at the next place, with the cut-offs and epoch of a key
+// rotation as it now sees them, signed again and checked against the rights it now has. One no
+// longer allowed is dropped with a kProblem event, together with the envelopes it made. So is an
+// entry the server refuses that comes out the same when made again.
+//
 // Events (record changed, conflict, problem, progress, acked) go to the sink set with
 // `on_event`, synchronously, from the thread calling into the engine.
 //
@@ -112,12 +122,13 @@ class SyncEngine {
   // this device does not have.
   void set_fields(const PlanId& plan, const RecordId& record, const Fields& fields);
   void delete_record(const PlanId& plan, const RecordId& record);
-  // Rotates a section's key (new epoch); the caller must manage the section. The new key is
-  // wrapped for every device of every member who may read the section; the envelopes go out
-  // with the next push. Queued ops of this device are re-sealed under the new key.
+  // Rotates a section's key (new epoch); the caller must manage the section (else kForbidden).
+  // The new key is wrapped for every device of every member who may read the section; the entry
+  // goes out with the next push, the envelopes once the server has the entry. Queued ops of this
+  // device are re-sealed under the new key.
   void rotate_key(const PlanId& plan, const Section& section);
   // Adds another device of this account to the plan and wraps every section key this device
-  // holds for it; the entry and envelopes go out with the next push.
+  // holds for it; the entry goes out with the next push, the envelopes once the server has it.
   void add_device(const PlanId& plan, const crypto::DeviceCertificate& certificate);
 
   // --- Reading. Throw kMalformed for a plan this device does not hold. ---
@@ -128,13 +139,18 @@ class SyncEngine {
   std::uint64_t cursor(const PlanId& plan) const;
 
   // --- The conversation with the server. ---
-  // Queued membership entries and envelopes, then Subscribe (with cursor and membership
-  // count): a plan created here exists on the server only once its first entry is stored.
-  // Queued ops follow when the server says catch-up is complete (handle() returns
-  // them then), so that ops sealed under a key rotated meanwhile are re-sealed first.
+  // Subscribe, with the cursor and the count of membership entries the server is known to hold
+  // as they are here. For a plan of which the server may hold nothing (one created here), the
+  // queued membership entries go before it: the plan exists on the server only once its first
+  // entry is stored. Otherwise queued entries, envelopes and ops follow when the server says
+  // catch-up is complete (handle() returns them then), so that they go on top of what the
+  // catch-up brought: an entry that lost its place in the log is made again first, and ops
+  // sealed under a key rotated meanwhile are re-sealed. Answers to pushes made before this call
+  // are no longer awaited.
   std::vector<kith::v1::ClientMessage> subscribe(const PlanId& plan);
-  // Queued membership entries, envelopes and (with_ops) ops of a plan, split to fit the wire
-  // limits. Call after local edits on a live connection.
+  // Queued membership entries, then envelopes and (with_ops) ops of a plan once the server has
+  // every entry of this device, split to fit the wire limits; what waits for an entry follows
+  // its acknowledgement (handle() returns it). Call after local edits on a live connection.
   std::vector<kith::v1::ClientMessage> pushes(const PlanId& plan, bool with_ops = true);
   // Applies one message from the server; returns what to send in reply (possibly nothing).
   std::vector<kith::v1::ClientMessage> handle(const kith::v1::ServerMessage& message);
@@ -145,17 +161,27 @@ class SyncEngine {
   void load(const PlanId& plan, std::string title);
   const crypto::SectionKey* key_for(Plan& p, const Section& section, std::uint64_t epoch);
   void author(Plan& p, const Section& section, std::vector<Mutation> mutations);
-  void append_entry(Plan& p, MembershipEntry& entry);
   void apply_op(Plan& p, const AcceptedOp& op, std::vector<SyncEvent>& events);
   void handle_ops(const kith::v1::OpsBatch& batch);
-  void handle_membership(const kith::v1::MembershipBatch& batch);
-  void handle_envelopes(const kith::v1::EnvelopeBatch& batch);
-  void handle_ack(const kith::v1::PushAck& ack);
   void reseal_outbox(Plan& p);
   void rebuild_state(Plan& p);
+  void save_state(Plan& p);
+  void push_ops(Plan& p, std::vector<kith::v1::ClientMessage>& out);
+  // engine_membership.cpp
+  void append_entry(Plan& p, MembershipEntry& entry);
+  std::vector<Cutoff> rotation_cutoffs(const Plan& p, const MembershipLog& log,
+                                       const Section& section) const;
   void wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
                 const crypto::DeviceCertificate& device);
-  void save_state(Plan& p);
+  void wrap_for_readers(Plan& p, const Section& section, std::uint64_t epoch);
+  void push_entries(Plan& p, std::vector<kith::v1::ClientMessage>& out, bool remake);
+  void push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& out);
+  void handle_membership(const kith::v1::MembershipBatch& batch);
+  void remake_entries(Plan& p, std::uint64_t from, const std::vector<MembershipEntry>& theirs);
+  void handle_envelopes(const kith::v1::EnvelopeBatch& batch);
+  std::vector<kith::v1::ClientMessage> handle_ack(const kith::v1::PushAck& ack,
+                                                  std::uint64_t request_id);
+  void handle_error(const kith::v1::ServerMessage& message);
   void emit(const SyncEvent& e) const {
     if (sink_) sink_(e);
   }

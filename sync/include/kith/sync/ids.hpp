@@ -10,6 +10,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -73,3 +74,12 @@ using AccountId = FixedId<32, AccountTag>;  // identity public key
 using DeviceId = FixedId<32, DeviceTag>;    // device signing public key
 
 }  // namespace kith::sync
+
+#if defined(__GLIBCXX__)
+// libstdc++ keeps each node's hash only for hash functions it does not consider fast; for the
+// others it hashes the key again on every rehash and at each step of a bucket walk. SipHash is
+// not fast, so tables keyed by ids (one entry per op received) keep the hash instead. (libc++
+// always keeps it.)
+template <>
+struct std::__is_fast_hash<kith::sync::IdHash> : std::false_type {};
+#endif

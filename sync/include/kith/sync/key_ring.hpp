@@ -35,16 +35,11 @@ class KeyRing {
   crypto::Envelope wrap(const Section& section, std::uint64_t epoch,
                         const crypto::BoxPublicKey& recipient,
                         const crypto::SigningKey& granter_device) const;
-  // Opens and keeps the key in `envelope` for (section, epoch). Throws SyncError:
-  // kBadSignature (not signed by the claimed device, not for this device or this
-  // plan/section/epoch), kNotMember / kForbidden (the signer may not hand out this key).
-  void accept(const crypto::Envelope& envelope, const DeviceId& signer, const Section& section,
-              std::uint64_t epoch, const MembershipLog& log, const crypto::BoxSecretKey& me);
-
-  // As accept(), for an envelope as it arrives from the server: the section and epoch come from
-  // its context, and the signer is whichever device of a manager of that section signed it.
-  // Returns what was accepted. Throws SyncError: kMalformed (not a section-key envelope of this
-  // plan), kBadSignature (no manager's device signed it, or it is not for this device).
+  // Opens and keeps the key in `envelope`, as it arrives from the server: the section and epoch
+  // come from its context, and the signer must be a device of an account that manages that
+  // section in `log`. Returns what was accepted. Throws SyncError: kMalformed (not a section-key
+  // envelope of this plan), kBadSignature (no manager's device signed it, or it is not for this
+  // device).
   std::pair<Section, std::uint64_t> accept(const crypto::Envelope& envelope,
                                            const MembershipLog& log,
                                            const crypto::BoxSecretKey& me);

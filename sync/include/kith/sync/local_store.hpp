@@ -1,6 +1,7 @@
 // The device's local store: one SQLite file holding the plans on this device, their ops (as
-// received or authored), the outbox of ops not yet acknowledged, the membership log, envelopes,
-// section keys, the sync cursor and the materialised plan state.
+// received or authored), the outbox of ops not yet acknowledged, the membership log, envelopes
+// (received, and made here but not yet stored by the server), section keys, the sync cursor and
+// the materialised plan state.
 //
 // The store deals in opaque bytes plus ids: it neither parses nor verifies ops, membership
 // entries or envelopes (that is the merge engine's and the membership log's work). Ops, entries
@@ -67,10 +68,18 @@ struct StoredEnvelope {
   friend bool operator==(const StoredEnvelope&, const StoredEnvelope&) = default;
 };
 
+// An envelope this device made for another device, waiting for the server to store it.
+struct OutgoingEnvelope {
+  std::uint64_t id = 0;  // chosen by the store: increasing, never reused
+  Bytes envelope;
+
+  friend bool operator==(const OutgoingEnvelope&, const OutgoingEnvelope&) = default;
+};
+
 class LocalStore {
  public:
   // The schema this version writes; files from older versions are migrated to it on open.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens the store at `path`, creating it (mode 0600) when missing; WAL mode, synchronous=FULL,
   // foreign keys on; migrates an older schema, each step in its own transaction. Throws
@@ -161,6 +170,9 @@ class LocalStore {
   bool put_membership_entry(const PlanId& plan, std::uint64_t index, ByteView entry);
   // Entry i is at position i.
   std::vector<Bytes> membership(const PlanId& plan) const;
+  // Removes the entries from `from_index` on: this device's own entries that lost a race for
+  // their place in the log, before the server's entries and its own, re-made, take it.
+  void truncate_membership(const PlanId& plan, std::uint64_t from_index);
 
   // --- Envelopes (opaque) received for this device, one per (section, epoch); put replaces. ---
   void put_envelope(const PlanId& plan, std::string_view section, std::uint64_t epoch,
@@ -169,6 +181,16 @@ class LocalStore {
                                 std::uint64_t epoch) const;
   // Ordered by section, then epoch.
   std::vector<StoredEnvelope> envelopes(const PlanId& plan) const;
+
+  // --- Outgoing envelopes (opaque): section keys this device wrapped for other devices, kept
+  // until the server has stored them, so that a restart does not lose them. ---
+  // Queues an envelope and returns its id.
+  std::uint64_t add_outgoing_envelope(const PlanId& plan, ByteView envelope);
+  // In the order they were queued.
+  std::vector<OutgoingEnvelope> outgoing_envelopes(const PlanId& plan) const;
+  // When the server has stored it, or it is no longer wanted. Removing an envelope that is not
+  // queued does nothing.
+  void remove_outgoing_envelope(const PlanId& plan, std::uint64_t id);
 
   // --- Section keys (sealed), one per (section, epoch); put replaces. ---
   void put_section_key(const PlanId& plan, std::string_view section, std::uint64_t epoch,

@@ -159,6 +159,21 @@ class MembershipLog {
     bool used = false;
   };
 
+  // Orders grants_ by (account, section) and finds a key from references, so that a look-up
+  // per op (check_op) copies no section name.
+  struct GrantKeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.first != b.first) return a.first < b.first;
+      return a.second < b.second;
+    }
+  };
+  using GrantKey = std::pair<const AccountId&, const Section&>;
+
+  // The change to (account, section) in force after the first `limit` entries, if any.
+  const Change* grant_in_force(const AccountId& account, const Section& section,
+                               std::uint64_t limit) const;
   void check(const MembershipEntry& e) const;
   void check_manages(const AccountId& author, const Section& section, const char* what) const;
   void apply(const MembershipEntry& e);
@@ -171,7 +186,7 @@ class MembershipLog {
   std::optional<AccountId> owner_;
   std::map<DeviceId, Device> devices_;
   std::map<AccountId, std::vector<DeviceId>> accounts_;
-  std::map<std::pair<AccountId, Section>, std::vector<Change>> grants_;
+  std::map<std::pair<AccountId, Section>, std::vector<Change>, GrantKeyLess> grants_;
   std::map<Section, std::vector<std::pair<std::uint64_t, std::uint64_t>>> epochs_;
   std::map<Section, std::vector<Barrier>> barriers_;
   std::map<OpId, Invite> invites_;
