@@ -13,8 +13,6 @@ using sync::Permission;
 
 namespace {
 
-std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
-std::string as_string(const crypto::Hash& h) { return std::string(h.begin(), h.end()); }
 constexpr std::size_t kEntriesPerBatch = 256;
 constexpr std::size_t kEnvelopesPerBatch = 256;
 

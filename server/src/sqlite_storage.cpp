@@ -12,11 +12,6 @@
 #include "kith/sync/sqlite/transaction.hpp"
 #include "sqlite_storage_schema.hpp"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <unistd.h>
-#endif
-
 namespace kith::server {
 namespace {
 
@@ -126,18 +121,6 @@ StoredOp op_from_row(const Row& row) {
   return op;
 }
 
-// Creates a missing database readable by its owner only (SQLite gives the -wal and -shm files the
-// database file's mode); left to SQLite, the umask decides.
-void create_owner_only(const std::filesystem::path& path) {
-#if defined(__unix__) || defined(__APPLE__)
-  // EEXIST: the file is there. Anything else (a missing folder): SQLite reports it next.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) ::close(fd);
-#else
-  (void)path;
-#endif
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -171,7 +154,7 @@ class SqliteStorage::Reader {
 SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
     : path_(file.string()), options_(options) {
   translated([&] {
-    create_owner_only(file);
+    sqlite::create_owner_only(file);
     writer_ = open_connection();
     // Until the file is known to be ours, closing must not checkpoint a WAL it may have into
     // it: a refused file is left exactly as it was.

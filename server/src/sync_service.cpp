@@ -21,9 +21,6 @@ using sync::SyncError;
 
 namespace {
 
-std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
-crypto::ByteView view(const std::string& s) { return crypto::as_bytes(s); }
-
 PlanId plan_id(const std::string& bytes) { return PlanId::from_bytes(view(bytes)); }
 
 [[noreturn]] void refuse(ErrorCode code, const std::string& message, const std::string& op = {}) {
@@ -123,10 +120,21 @@ void SyncService::ensure_loaded(Plan& p) {
   p.loaded = true;
 }
 
-void SyncService::storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error) {
+void SyncService::storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error,
+                                 const std::weak_ptr<Peer>& requester, std::uint64_t request_id,
+                                 const char* what) {
   log::event("storage_failed", {{"plan", p->id.short_hex()}, {"error", error.what()}});
-  std::lock_guard lock(p->mu);
-  p->loaded = false;  // reload what is durable on next use
+  {
+    std::lock_guard lock(p->mu);
+    p->loaded = false;  // reload what is durable on next use
+  }
+  metrics_.rejected("INTERNAL");
+  if (auto peer = requester.lock()) {
+    peer->deliver(sync::wire::make_error(
+        request_id, ErrorCode::INTERNAL,
+        std::string("the server could not store the ") + what +
+            " (a storage failure); nothing was stored, try again later"));
+  }
 }
 
 // --- Ops -------------------------------------------------------------------------------------
@@ -332,15 +340,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
   committer_.submit(std::move(batch), [this, p, weak, ack = std::move(ack), from, accepted,
                                        ops_copy, heads](const StorageError* error) mutable {
     if (error) {
-      storage_failed(p, *error);
-      metrics_.rejected("INTERNAL");
-      if (auto peer_now = weak.lock()) {
-        peer_now->deliver(sync::wire::make_error(
-            ack.request_id(), ErrorCode::INTERNAL,
-            "the server could not store the ops (a storage failure); nothing was stored, try "
-            "again later"));
-      }
-      return;
+      return storage_failed(p, *error, weak, ack.request_id(), "ops");
     }
     Deliveries out;
     {

@@ -114,7 +114,11 @@ class SyncService {
   Deliveries to_subscribers(Plan& p, const kith::v1::ServerMessage& message,
                             const std::function<bool(const Who&)>& want);
   static void send(Deliveries& out);
-  void storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error);
+  // A commit holding a request failed: the plan reloads what is durable on next use, and the
+  // requester (if still connected) gets INTERNAL saying nothing of `what` was stored.
+  void storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error,
+                      const std::weak_ptr<Peer>& requester, std::uint64_t request_id,
+                      const char* what);
 
   Storage& storage_;
   GroupCommitter& committer_;

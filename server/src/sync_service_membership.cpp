@@ -17,9 +17,6 @@ using sync::SyncError;
 
 namespace {
 
-std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
-crypto::ByteView view(const std::string& s) { return crypto::as_bytes(s); }
-
 [[noreturn]] void refuse(ErrorCode code, const std::string& message) {
   throw Refusal(code, message);
 }
@@ -106,14 +103,7 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
   committer_.submit(std::move(batch), [this, p, weak, request_id, count, first_new,
                                        added](const StorageError* error) {
     if (error) {
-      storage_failed(p, *error);
-      metrics_.rejected("INTERNAL");
-      if (auto peer_now = weak.lock()) {
-        peer_now->deliver(sync::wire::make_error(
-            request_id, ErrorCode::INTERNAL,
-            "the server could not store the membership entries; nothing was stored, try again"));
-      }
-      return;
+      return storage_failed(p, *error, weak, request_id, "membership entries");
     }
     Deliveries out;
     {
@@ -201,14 +191,7 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
   committer_.submit(std::move(batch), [this, p, weak, request_id, stored,
                                        deliver_to](const StorageError* error) {
     if (error) {
-      storage_failed(p, *error);
-      metrics_.rejected("INTERNAL");
-      if (auto peer_now = weak.lock()) {
-        peer_now->deliver(sync::wire::make_error(
-            request_id, ErrorCode::INTERNAL,
-            "the server could not store the envelopes; nothing was stored, try again"));
-      }
-      return;
+      return storage_failed(p, *error, weak, request_id, "envelopes");
     }
     Deliveries out;
     {

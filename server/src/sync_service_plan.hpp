@@ -13,6 +13,11 @@
 
 namespace kith::server {
 
+// Protobuf `bytes` fields are std::string.
+inline std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
+inline std::string as_string(const crypto::Hash& h) { return std::string(h.begin(), h.end()); }
+inline crypto::ByteView view(const std::string& s) { return crypto::as_bytes(s); }
+
 struct ChainTip {
   std::uint64_t seq = 0;
   sync::OpHash hash{};

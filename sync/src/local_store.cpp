@@ -12,11 +12,6 @@
 #include "kith/sync/sqlite/transaction.hpp"
 #include "sqlite/store_schema.hpp"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <fcntl.h>
-#include <unistd.h>
-#endif
-
 namespace kith::sync {
 namespace {
 
@@ -51,19 +46,6 @@ std::int64_t to_sql(std::uint64_t value, const char* what) {
 std::int64_t limit_to_sql(std::size_t limit) {
   return static_cast<std::int64_t>(
       std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
-}
-
-// Creates a missing store file readable by its owner only. SQLite gives the -wal and -shm files
-// the permissions of the database file, so this covers them too. (Left to SQLite, the umask
-// decides, usually 0644.)
-void create_owner_only(const std::filesystem::path& path) {
-#if defined(__unix__) || defined(__APPLE__)
-  // EEXIST: the store is there. Anything else (a missing folder): SQLite reports it next.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd >= 0) ::close(fd);
-#else
-  (void)path;
-#endif
 }
 
 }  // namespace
@@ -178,7 +160,7 @@ class LocalStore::Impl {
 
  private:
   static const std::filesystem::path& prepared(const std::filesystem::path& path) {
-    create_owner_only(path);
+    sqlite::create_owner_only(path);
     return path;
   }
 

@@ -6,6 +6,11 @@
 #include <cctype>
 #include <utility>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 namespace kith::sync::sqlite {
 
 namespace {
@@ -116,6 +121,15 @@ void Database::fail(int result_code, std::string_view doing) const {
   std::string detail = current ? sqlite3_errmsg(db_) : sqlite3_errstr(result_code);
   throw Error(result_code, describe(result_code, wording_) + " (" + path_ + ": " +
                                std::string(doing) + ": " + detail + ")");
+}
+
+void create_owner_only(const std::filesystem::path& path) {
+#if defined(__unix__) || defined(__APPLE__)
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+#else
+  (void)path;
+#endif
 }
 
 }  // namespace kith::sync::sqlite

@@ -91,4 +91,9 @@ class Database {
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
 };
 
+// Creates a missing database file readable by its owner only (SQLite gives the -wal and -shm
+// files the database file's mode; left to SQLite, the umask decides, usually 0644). Does nothing
+// when the file exists; any other failure (a missing folder) is left for SQLite to report.
+void create_owner_only(const std::filesystem::path& path);
+
 }  // namespace kith::sync::sqlite
