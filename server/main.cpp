@@ -1,7 +1,9 @@
 // kithd: the Kith sync server. See server/src/server.hpp and DESIGN.md §4.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -17,6 +19,23 @@
 
 extern char** environ;
 
+namespace {
+
+// Every connection is a file descriptor: raise the soft limit to the hard one (a systemd unit
+// sets the hard limit with LimitNOFILE). Returns the limit in force.
+rlim_t raise_open_files_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return raised.rlim_cur;
+  }
+  return limit.rlim_cur;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace kith::server;
   Config config;
@@ -31,6 +50,11 @@ int main(int argc, char** argv) {
     std::cerr << "kithd: " << e.what() << "\n";
     return 2;
   }
+
+  // OpenSSL writes to sockets with write(2), which raises SIGPIPE when the peer has gone; the
+  // error is handled where the write fails.
+  std::signal(SIGPIPE, SIG_IGN);
+  const rlim_t open_files = raise_open_files_limit();
 
   try {
     std::error_code ec;
@@ -61,6 +85,7 @@ int main(int argc, char** argv) {
                              {"port", server.port()},
                              {"data", config.data.string()},
                              {"threads", config.threads},
+                             {"max_open_files", static_cast<std::uint64_t>(open_files)},
                              {"storage", "sqlite"},
                              {"synchronous", config.synchronous_full ? "full" : "normal"},
                              {"cert", tls.cert.string()}});

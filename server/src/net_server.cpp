@@ -5,14 +5,12 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -27,6 +25,7 @@
 #include "kith/sync/wire.hpp"
 #include "log.hpp"
 #include "server.hpp"
+#include "tls_stream.hpp"
 
 namespace kith::server {
 
@@ -110,7 +109,7 @@ struct Shared {
 
 class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::ssl_stream<beast::tcp_stream>&& stream, std::shared_ptr<Shared> shared,
+  WsSession(TlsStream&& stream, std::shared_ptr<Shared> shared,
             std::string peer)
       : ws_(std::move(stream)),
         shared_(std::move(shared)),
@@ -135,7 +134,6 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
       std::lock_guard lock(shared_->mu);
       shared_->sessions[this] = weak_from_this();
     }
-    beast::get_lowest_layer(ws_).expires_never();
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = std::chrono::seconds(shared_->config.idle_timeout_s);
     timeouts.keep_alive_pings = true;
@@ -482,7 +480,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     kill_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
       beast::error_code ignored;
-      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      beast::get_lowest_layer(self->ws_).close(ignored);
     });
     if (!writing_) do_close();
   }
@@ -497,7 +495,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     });
   }
 
-  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws_;
+  websocket::stream<TlsStream> ws_;
   std::shared_ptr<Shared> shared_;
   std::string peer_;
   net::steady_timer kill_timer_;
@@ -525,28 +523,37 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
  public:
-  HttpsSession(beast::tcp_stream&& stream, beast::flat_buffer buffer,
-               std::shared_ptr<Shared> shared, std::string peer)
-      : stream_(std::move(stream), shared->tls),
-        buffer_(std::move(buffer)),
+  HttpsSession(tcp::socket&& socket, std::shared_ptr<Shared> shared, std::string peer)
+      : stream_(std::move(socket), shared->tls.native_handle()),
+        deadline_(stream_.get_executor()),
         shared_(std::move(shared)),
         peer_(std::move(peer)) {}
 
   void run() {
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(shared_->config.tls_handshake_timeout_ms));
-    stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
-                            beast::bind_front_handler(&HttpsSession::on_handshake,
-                                                      shared_from_this()));
+    arm_deadline(std::chrono::milliseconds(shared_->config.tls_handshake_timeout_ms));
+    stream_.async_handshake(
+        beast::bind_front_handler(&HttpsSession::on_handshake, shared_from_this()));
   }
 
  private:
-  void on_handshake(beast::error_code ec, std::size_t used) {
+  // The TLS handshake and each HTTP request must finish in time, or the socket is closed.
+  void arm_deadline(std::chrono::milliseconds after) {
+    deadline_.expires_after(after);
+    deadline_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        beast::error_code ignored;
+        self->stream_.next_layer().close(ignored);
+      }
+    });
+  }
+
+  void on_handshake(beast::error_code ec) {
     if (ec) {
+      if (ec == net::error::operation_aborted) ec = beast::error::timeout;
       log::event("tls_failed", {{"peer", peer_}, {"error", ec.message()}});
       return;
     }
-    buffer_.consume(used);
     do_read();
   }
 
@@ -554,8 +561,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
     parser_.emplace();
     parser_->header_limit(8 * 1024);
     parser_->body_limit(8 * 1024);
-    beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::milliseconds(shared_->config.tls_handshake_timeout_ms));
+    arm_deadline(std::chrono::milliseconds(shared_->config.tls_handshake_timeout_ms));
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpsSession::on_read, shared_from_this()));
   }
@@ -563,6 +569,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   void on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream) return do_close();
     if (ec) return fail(ec, "http read", peer_);
+    deadline_.cancel();
     http::request<http::string_body> req = parser_->release();
     const std::string target(req.target());
     const std::string path = target.substr(0, target.find('?'));
@@ -612,6 +619,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void write(http::response<http::string_body> res) {
+    arm_deadline(std::chrono::milliseconds(shared_->config.tls_handshake_timeout_ms));
     auto sp = std::make_shared<http::response<http::string_body>>(std::move(res));
     http::async_write(stream_, *sp,
                       [self = shared_from_this(), sp](beast::error_code ec, std::size_t) {
@@ -622,11 +630,12 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   }
 
   void do_close() {
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    arm_deadline(std::chrono::seconds(5));
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) {});
   }
 
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  TlsStream stream_;
+  net::steady_timer deadline_;
   beast::flat_buffer buffer_;
   std::shared_ptr<Shared> shared_;
   std::string peer_;
@@ -634,33 +643,56 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 };
 
 // --- Detecting TLS: a plain-text client gets a plain-text answer ------------------------------
+// The first byte is peeked, not read, so that OpenSSL later reads the whole ClientHello from
+// the socket itself (see tls_stream.hpp).
 
 class DetectSession : public std::enable_shared_from_this<DetectSession> {
  public:
   DetectSession(tcp::socket&& socket, std::shared_ptr<Shared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {
+      : socket_(std::move(socket)), deadline_(socket_.get_executor()), shared_(std::move(shared)) {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   void run() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       self->shared_->metrics.connections_total += 1;
-      self->stream_.expires_after(
+      self->deadline_.expires_after(
           std::chrono::milliseconds(self->shared_->config.tls_handshake_timeout_ms));
-      beast::async_detect_ssl(self->stream_, self->buffer_,
-                              beast::bind_front_handler(&DetectSession::on_detect, self));
+      self->deadline_.async_wait([weak = self->weak_from_this()](beast::error_code ec) {
+        if (ec) return;
+        if (auto s = weak.lock()) {
+          beast::error_code ignored;
+          s->socket_.close(ignored);
+        }
+      });
+      self->socket_.async_wait(tcp::socket::wait_read,
+                               beast::bind_front_handler(&DetectSession::on_readable, self));
     });
   }
 
  private:
-  void on_detect(beast::error_code ec, bool tls) {
-    if (ec) return fail(ec, "detect", peer_);
-    if (tls) {
-      return std::make_shared<HttpsSession>(std::move(stream_), std::move(buffer_), shared_,
-                                            peer_)
-          ->run();
+  void on_readable(beast::error_code ec) {
+    if (ec) return fail(ec == net::error::operation_aborted ? beast::error::timeout : ec,
+                        "detect", peer_);
+    std::uint8_t first = 0;
+    const ssize_t n = ::recv(socket_.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      return socket_.async_wait(
+          tcp::socket::wait_read,
+          beast::bind_front_handler(&DetectSession::on_readable, shared_from_this()));
+    }
+    if (n <= 0) return;  // closed before saying anything
+    if (first == 0x16) {  // a TLS handshake record
+      deadline_.cancel();
+      std::shared_ptr<HttpsSession> https;
+      try {
+        https = std::make_shared<HttpsSession>(std::move(socket_), shared_, peer_);
+      } catch (const std::exception& e) {
+        return log::event("tls_failed", {{"peer", peer_}, {"error", e.what()}});
+      }
+      return https->run();
     }
     shared_->metrics.rejected("TLS_REQUIRED");
     log::event("reject", {{"peer", peer_}, {"code", "TLS_REQUIRED"}});
@@ -672,14 +704,15 @@ class DetectSession : public std::enable_shared_from_this<DetectSession> {
     res_.body() = json_body("TLS_REQUIRED",
                             "this port speaks TLS only; connect with https:// or wss://");
     res_.prepare_payload();
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
+    http::async_write(socket_, res_, [self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
-      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      self->deadline_.cancel();
+      self->socket_.shutdown(tcp::socket::shutdown_send, ignored);
     });
   }
 
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
+  tcp::socket socket_;
+  net::steady_timer deadline_;
   std::shared_ptr<Shared> shared_;
   std::string peer_;
   http::response<http::string_body> res_;
@@ -746,8 +779,11 @@ struct Server::Impl {
                             "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                             "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                             "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
-    // Idle connections keep no TLS buffers (DESIGN.md §3: memory per connection).
-    SSL_CTX_set_mode(tls.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+    // Idle connections keep no TLS buffers (DESIGN.md §3: memory per connection). TlsStream
+    // gathers a write into a buffer its operation owns, and reports partial writes.
+    SSL_CTX_set_mode(tls.native_handle(), SSL_MODE_RELEASE_BUFFERS |
+                                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                              SSL_MODE_ENABLE_PARTIAL_WRITE);
     beast::error_code ec;
     tls.use_certificate_chain_file(files.cert.string(), ec);
     if (ec) {
