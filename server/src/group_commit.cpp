@@ -36,11 +36,11 @@ GroupCommitter::GroupCommitter(Storage& storage, Options options, OnCommit on_co
 
 GroupCommitter::~GroupCommitter() { drain(); }
 
-void GroupCommitter::submit(WriteBatch batch, Done done) {
+void GroupCommitter::submit(WriteBatch batch, Done done, StillValid still_valid) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      queue_.push_back({std::move(batch), std::move(done)});
+      queue_.push_back({std::move(batch), std::move(done), std::move(still_valid)});
       // Under the lock: the committer cannot be drained and destroyed between push and notify.
       wake_.notify_one();
       return;
@@ -64,6 +64,8 @@ void GroupCommitter::drain() {
 void GroupCommitter::run() {
   std::vector<WriteBatch> batches;
   std::vector<Done> dones;
+  std::vector<Done> withdrawn;
+  const StorageError superseded(kSuperseded);
   for (;;) {
     std::size_t ops = 0;
     {
@@ -72,14 +74,28 @@ void GroupCommitter::run() {
       if (queue_.empty()) return;  // stopping, and everything queued is committed
       // A prefix of the queue, so that batches commit in submission order.
       while (!queue_.empty() && batches.size() < options_.max_batches_per_commit) {
-        const std::size_t n = queue_.front().batch.ops.size();
+        Pending& next = queue_.front();
+        // Checked with the queue locked, which only delays submitters: the checks are cheap,
+        // and they run on this thread, after every earlier failure has been reported.
+        if (next.still_valid && !next.still_valid()) {
+          withdrawn.push_back(std::move(next.done));
+          queue_.pop_front();
+          continue;
+        }
+        const std::size_t n = next.batch.ops.size();
         if (!batches.empty() && ops + n > options_.max_ops_per_commit) break;
         ops += n;
-        batches.push_back(std::move(queue_.front().batch));
-        dones.push_back(std::move(queue_.front().done));
+        batches.push_back(std::move(next.batch));
+        dones.push_back(std::move(next.done));
         queue_.pop_front();
       }
     }
+    // Withdrawn batches were queued before the ones about to commit: report them first.
+    for (const Done& done : withdrawn) {
+      if (done) call_quietly(done, &superseded);
+    }
+    withdrawn.clear();
+    if (batches.empty()) continue;
     commit_group(batches, dones, ops);
     batches.clear();
     dones.clear();

@@ -10,6 +10,12 @@
 // the lock (so batches of one plan are queued in sequence order), and acks its client from
 // `done`. Batches commit, and their `done`s run, in submission order.
 //
+// A batch may depend on batches queued before it (the sync service hands out sequence numbers
+// and chain tips before they are durable). When a transaction fails, what was queued after it
+// may rest on writes that never happened: `still_valid`, checked on the writer thread just
+// before a batch joins a transaction, lets the submitter withdraw such batches; they fail with
+// kSuperseded and are never written.
+//
 // Thread-safety: submit() and drain() may be called from any thread. `done` and `on_commit` run
 // on the writer thread (except `done` of a submit after drain(): on the submitting thread), with
 // nothing of the committer locked, so they may call submit(). They must not block for long: the
@@ -39,6 +45,13 @@ class GroupCommitter {
   };
   // nullptr: the batch is durable. Otherwise why it was not stored: nothing of it was.
   using Done = std::function<void(const StorageError* error)>;
+  // Whether a queued batch may still be written; see above. Runs on the writer thread with the
+  // queue locked: it must be cheap and must not call submit().
+  using StillValid = std::function<bool()>;
+  // The message of the error a withdrawn batch gets.
+  static constexpr const char* kSuperseded =
+      "An earlier write of the same plan failed, and this one depended on it; nothing of it "
+      "was stored";
   // After each successful commit: how many batches and ops it held, and how long commit() took.
   using OnCommit = std::function<void(std::size_t batches, std::size_t ops, double seconds)>;
 
@@ -51,7 +64,7 @@ class GroupCommitter {
 
   // Queues `batch`; `done` is called once, after the transaction holding it commits or fails.
   // After drain() has begun, `done` is called at once with "the server is shutting down".
-  void submit(WriteBatch batch, Done done);
+  void submit(WriteBatch batch, Done done, StillValid still_valid = {});
 
   // Stops accepting batches, commits everything already queued and joins the writer thread.
   // Idempotent; a second caller waits for the first to finish. Called from the writer thread
@@ -62,6 +75,7 @@ class GroupCommitter {
   struct Pending {
     WriteBatch batch;
     Done done;
+    StillValid still_valid;
   };
 
   void run();

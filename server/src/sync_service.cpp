@@ -122,11 +122,16 @@ void SyncService::ensure_loaded(Plan& p) {
 
 void SyncService::storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error,
                                  const std::weak_ptr<Peer>& requester, std::uint64_t request_id,
-                                 const char* what) {
+                                 const char* what, std::uint64_t generation) {
   log::event("storage_failed", {{"plan", p->id.short_hex()}, {"error", error.what()}});
   {
     std::lock_guard lock(p->mu);
-    p->loaded = false;  // reload what is durable on next use
+    if (p->generation == generation) {
+      // The first failure of what this view handed out: what is still queued rests on it and
+      // is withdrawn (still_valid), and the view is reloaded from what is durable on next use.
+      p->generation += 1;
+      p->loaded = false;
+    }
   }
   metrics_.rejected("INTERNAL");
   if (auto peer = requester.lock()) {
@@ -135,6 +140,10 @@ void SyncService::storage_failed(const std::shared_ptr<Plan>& p, const StorageEr
         std::string("the server could not store the ") + what +
             " (a storage failure); nothing was stored, try again later"));
   }
+}
+
+GroupCommitter::StillValid SyncService::still_valid(const std::shared_ptr<Plan>& p) {
+  return [p, generation = p->generation.load()] { return p->generation == generation; };
 }
 
 // --- Ops -------------------------------------------------------------------------------------
@@ -337,10 +346,11 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
   const DeviceId from = who.device;
   const std::size_t accepted = batch.ops.size();
   auto ops_copy = std::make_shared<std::vector<StoredOp>>(batch.ops);
+  const std::uint64_t generation = p->generation;
   committer_.submit(std::move(batch), [this, p, weak, ack = std::move(ack), from, accepted,
-                                       ops_copy, heads](const StorageError* error) mutable {
+                                       ops_copy, heads, generation](const StorageError* error) mutable {
     if (error) {
-      return storage_failed(p, *error, weak, ack.request_id(), "ops");
+      return storage_failed(p, *error, weak, ack.request_id(), "ops", generation);
     }
     Deliveries out;
     {
@@ -356,7 +366,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     metrics_.ops_accepted += accepted;
     if (auto peer_now = weak.lock()) peer_now->deliver(std::move(ack));
     send(out);
-  });
+  }, still_valid(p));
 }
 
 }  // namespace kith::server

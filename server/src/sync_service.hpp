@@ -114,11 +114,16 @@ class SyncService {
   Deliveries to_subscribers(Plan& p, const kith::v1::ServerMessage& message,
                             const std::function<bool(const Who&)>& want);
   static void send(Deliveries& out);
-  // A commit holding a request failed: the plan reloads what is durable on next use, and the
-  // requester (if still connected) gets INTERNAL saying nothing of `what` was stored.
+  // A commit holding a request failed (or was withdrawn, see still_valid): the plan reloads
+  // what is durable on next use, and the requester (if still connected) gets INTERNAL saying
+  // nothing of `what` was stored. `generation`: the plan's generation when it was submitted.
   void storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error,
                       const std::weak_ptr<Peer>& requester, std::uint64_t request_id,
-                      const char* what);
+                      const char* what, std::uint64_t generation);
+  // With p->mu held: whether a write of `p` submitted now is still good when the committer
+  // reaches it. False once an earlier write of the plan has failed: the sequence numbers, chain
+  // tips and entry indexes it was given assumed that write would be stored.
+  static GroupCommitter::StillValid still_valid(const std::shared_ptr<Plan>& p);
 
   Storage& storage_;
   GroupCommitter& committer_;

@@ -100,10 +100,11 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
   const std::uint64_t first_new = count - added.size();
 
   std::weak_ptr<Peer> weak = peer;
-  committer_.submit(std::move(batch), [this, p, weak, request_id, count, first_new,
-                                       added](const StorageError* error) {
+  const std::uint64_t generation = p->generation;
+  committer_.submit(std::move(batch), [this, p, weak, request_id, count, first_new, added,
+                                       generation](const StorageError* error) {
     if (error) {
-      return storage_failed(p, *error, weak, request_id, "membership entries");
+      return storage_failed(p, *error, weak, request_id, "membership entries", generation);
     }
     Deliveries out;
     {
@@ -130,7 +131,7 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
       peer_now->deliver(std::move(ack));
     }
     send(out);
-  });
+  }, still_valid(p));
 }
 
 void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
@@ -188,10 +189,11 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
   }
   const std::uint32_t stored = static_cast<std::uint32_t>(batch.envelopes.size());
   std::weak_ptr<Peer> weak = peer;
-  committer_.submit(std::move(batch), [this, p, weak, request_id, stored,
-                                       deliver_to](const StorageError* error) {
+  const std::uint64_t generation = p->generation;
+  committer_.submit(std::move(batch), [this, p, weak, request_id, stored, deliver_to,
+                                       generation](const StorageError* error) {
     if (error) {
-      return storage_failed(p, *error, weak, request_id, "envelopes");
+      return storage_failed(p, *error, weak, request_id, "envelopes", generation);
     }
     Deliveries out;
     {
@@ -213,7 +215,7 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
       peer_now->deliver(std::move(ack));
     }
     send(out);
-  });
+  }, still_valid(p));
 }
 
 kith::v1::ServerMessage SyncService::fetch_log(const Peer& peer, std::uint64_t request_id,

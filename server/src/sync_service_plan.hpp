@@ -1,6 +1,7 @@
 // SyncService's in-memory view of one plan. Private to sync_service*.cpp.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,9 @@ struct SyncService::Plan {
   std::mutex mu;
   PlanId id;
   bool loaded = false;
+  // Bumped when a write of this view fails: writes submitted before are withdrawn. Written
+  // under `mu`, read by the committer's thread without it.
+  std::atomic<std::uint64_t> generation{0};
   std::optional<sync::MembershipLog> log;  // nullopt: no such plan (yet)
   std::vector<Bytes> entries;              // the log's entries, as pushed
   std::uint64_t committed_entries = 0;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "sqlite_storage.hpp"
+#include "support/gated_storage.hpp"
 #include "support/temp_dir.hpp"
 
 namespace kith::server {
@@ -33,100 +34,7 @@ WriteBatch tagged(std::uint64_t id, std::size_t ops = 0, PlanId plan = {}) {
   return b;
 }
 
-// Records the tags of each commit, and can hold commits at a gate so that a test decides what is
-// queued when the writer takes the next group. Optionally passes the batches on to real storage.
-class GatedStorage : public Storage {
- public:
-  explicit GatedStorage(Storage* inner = nullptr) : inner_(inner) {}
-
-  void close_gate() {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-  }
-  void open_gate() {
-    {
-      std::lock_guard lock(mutex_);
-      closed_ = false;
-    }
-    changed_.notify_all();
-  }
-  // Waits until a commit is held at the gate.
-  void wait_until_held() {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return held_ > 0; });
-  }
-  void set_delay(std::chrono::microseconds delay) { delay_ = delay; }
-
-  std::vector<std::vector<std::uint64_t>> commits() {
-    std::lock_guard lock(mutex_);
-    return commits_;
-  }
-  bool committed(std::uint64_t id) {
-    std::lock_guard lock(mutex_);
-    for (const auto& c : commits_) {
-      if (std::find(c.begin(), c.end(), id) != c.end()) return true;
-    }
-    return false;
-  }
-
-  void commit(std::span<const WriteBatch> batches) override {
-    {
-      std::unique_lock lock(mutex_);
-      ++held_;
-      changed_.notify_all();
-      changed_.wait(lock, [&] { return !closed_; });
-      --held_;
-    }
-    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
-    if (inner_) inner_->commit(batches);  // throws: nothing recorded, as nothing was stored
-    std::vector<std::uint64_t> ids;
-    for (const WriteBatch& b : batches) ids.push_back(b.fetches.empty() ? 0 : b.fetches[0].at_ms);
-    std::lock_guard lock(mutex_);
-    commits_.push_back(std::move(ids));
-  }
-
-  std::optional<PlanSnapshot> load_plan(const PlanId& plan) override {
-    return inner_->load_plan(plan);
-  }
-  std::optional<OpRef> find_op(const PlanId& plan, const OpId& op) override {
-    return inner_->find_op(plan, op);
-  }
-  std::vector<StoredOp> ops_after(const PlanId& plan, std::uint64_t after, std::uint64_t up_to,
-                                  const std::vector<Section>& sections,
-                                  std::size_t limit) override {
-    return inner_->ops_after(plan, after, up_to, sections, limit);
-  }
-  std::optional<StoredHead> head_at_or_below(const PlanId& plan, const ChainKey& chain,
-                                             std::uint64_t seq) override {
-    return inner_->head_at_or_below(plan, chain, seq);
-  }
-  std::map<Section, SectionChecksum> checksums_at(const PlanId& plan, std::uint64_t seq) override {
-    return inner_->checksums_at(plan, seq);
-  }
-  std::vector<Bytes> membership_from(const PlanId& plan, std::uint64_t from,
-                                     std::size_t limit) override {
-    return inner_->membership_from(plan, from, limit);
-  }
-  std::vector<StoredEnvelope> envelopes_for(const PlanId& plan, const Bytes& recipient) override {
-    return inner_->envelopes_for(plan, recipient);
-  }
-  std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
-                                     std::size_t limit) override {
-    return inner_->fetch_log(plan, after, limit);
-  }
-  std::optional<DeviceRecord> find_device(const DeviceId& device) override {
-    return inner_->find_device(device);
-  }
-
- private:
-  Storage* inner_;
-  std::chrono::microseconds delay_{0};
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool closed_ = false;
-  int held_ = 0;
-  std::vector<std::vector<std::uint64_t>> commits_;
-};
+using kith::test::GatedStorage;
 
 // What `done` reported for each tag.
 class Outcomes {
@@ -377,6 +285,27 @@ TEST(GroupCommit, FailedTransactionReportsTheErrorToEveryBatchAndStoresNone) {
   // Nothing of 2, 3 or 4 was stored; 5 was.
   EXPECT_EQ(sqlite.membership_from(plan, 0, 10), (std::vector<Bytes>{Bytes{1}, Bytes{5}}));
   EXPECT_EQ(sqlite.fetch_log(plan, 0, 10).size(), 2u);
+}
+
+TEST(GroupCommit, AWithdrawnBatchIsNeverWrittenAndIsReportedInOrder) {
+  GatedStorage storage;
+  Outcomes outcomes;
+  GroupCommitter committer(storage, {});
+  std::atomic<bool> second_still_good{true};
+  storage.close_gate();
+  committer.submit(tagged(1), outcomes.done_for(1));
+  storage.wait_until_held();
+  committer.submit(tagged(2), outcomes.done_for(2), [&] { return second_still_good.load(); });
+  committer.submit(tagged(3), outcomes.done_for(3), [] { return true; });
+  second_still_good = false;  // as when the commit holding batch 1 fails
+  storage.open_gate();
+  committer.drain();
+
+  EXPECT_EQ(storage.commits(), (std::vector<std::vector<std::uint64_t>>{{1}, {3}}));
+  EXPECT_EQ(outcomes.order(), (std::vector<std::uint64_t>{1, 2, 3}));
+  ASSERT_TRUE(outcomes.error(2));
+  EXPECT_EQ(*outcomes.error(2), GroupCommitter::kSuperseded);
+  EXPECT_FALSE(outcomes.error(3));
 }
 
 TEST(GroupCommit, DoneMaySubmitAndAThrowingCallbackDoesNotStopTheWriter) {
