@@ -86,6 +86,11 @@ std::unique_ptr<CatchUp> SyncService::subscribe(const std::shared_ptr<Peer>& pee
                             [&](const Plan::Subscriber& s) { return s.key == peer.get(); }),
              subs.end());
   subs.push_back(Plan::Subscriber{peer, peer.get(), who, false});
+  {
+    std::lock_guard plans_lock(plans_mu_);  // order: a plan's mu, then plans_mu_
+    auto& mine = peer_plans_[peer.get()];
+    if (std::find(mine.begin(), mine.end(), id) == mine.end()) mine.push_back(id);
+  }
   return std::unique_ptr<CatchUp>(new CatchUp(std::move(st)));
 }
 
@@ -271,7 +276,19 @@ void SyncService::send(Deliveries& out) {
 }
 
 void SyncService::unsubscribe(const Peer& peer, const PlanId& id) {
-  auto p = plan(id);
+  std::shared_ptr<Plan> p;
+  {
+    std::lock_guard lock(plans_mu_);
+    auto mine = peer_plans_.find(&peer);
+    if (mine == peer_plans_.end()) return;
+    auto& ids = mine->second;
+    auto at = std::find(ids.begin(), ids.end(), id);
+    if (at == ids.end()) return;  // not subscribed: nothing to do
+    ids.erase(at);
+    if (ids.empty()) peer_plans_.erase(mine);
+    if (auto it = plans_.find(id); it != plans_.end()) p = it->second;
+  }
+  if (!p) return;
   std::lock_guard lock(p->mu);
   auto& subs = p->subscribers;
   subs.erase(std::remove_if(subs.begin(), subs.end(),
@@ -280,12 +297,17 @@ void SyncService::unsubscribe(const Peer& peer, const PlanId& id) {
 }
 
 void SyncService::disconnected(const Peer& peer) {
-  std::vector<std::shared_ptr<Plan>> all;
+  std::vector<std::shared_ptr<Plan>> subscribed;
   {
     std::lock_guard lock(plans_mu_);
-    for (auto& [id, p] : plans_) all.push_back(p);
+    auto mine = peer_plans_.find(&peer);
+    if (mine == peer_plans_.end()) return;
+    for (const PlanId& id : mine->second) {
+      if (auto it = plans_.find(id); it != plans_.end()) subscribed.push_back(it->second);
+    }
+    peer_plans_.erase(mine);
   }
-  for (auto& p : all) {
+  for (auto& p : subscribed) {
     std::lock_guard lock(p->mu);
     auto& subs = p->subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(),

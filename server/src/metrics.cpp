@@ -66,6 +66,10 @@ std::string Metrics::render() const {
       "# HELP kithd_connections Connections open now.\n# TYPE kithd_connections gauge\n"
       "kithd_connections " +
       std::to_string(connections_open.load()) + "\n";
+  out +=
+      "# HELP kithd_plans_cached Plans whose membership and chain tips are held in memory.\n"
+      "# TYPE kithd_plans_cached gauge\nkithd_plans_cached " +
+      std::to_string(plans_cached.load()) + "\n";
   counter(out, "kithd_connections_total", "Connections accepted.", connections_total.load());
   counter(out, "kithd_sessions_authenticated_total", "Devices that completed authentication.",
           sessions_authenticated.load());

@@ -119,6 +119,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
         last_refill_(std::chrono::steady_clock::now()) {}
 
   ~WsSession() override {
+    shared_->service.disconnected(*this);  // again if the read loop did; harmless
     std::lock_guard lock(shared_->mu);
     if (authenticated_) {
       if (--shared_->per_account[who_.account] == 0) shared_->per_account.erase(who_.account);

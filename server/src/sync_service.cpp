@@ -65,7 +65,11 @@ std::vector<Section> readable_sections(const SyncService::Plan& p, const Account
 
 SyncService::SyncService(Storage& storage, GroupCommitter& committer, Metrics& metrics,
                          ServiceOptions options)
-    : storage_(storage), committer_(committer), metrics_(metrics), options_(std::move(options)) {
+    : storage_(storage),
+      committer_(committer),
+      metrics_(metrics),
+      options_(std::move(options)),
+      next_sweep_at_(options_.max_cached_plans) {
   if (!options_.now_ms) {
     options_.now_ms = [] {
       return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -79,9 +83,32 @@ SyncService::~SyncService() = default;
 
 std::shared_ptr<SyncService::Plan> SyncService::plan(const PlanId& id) {
   std::lock_guard lock(plans_mu_);
-  auto& p = plans_[id];
-  if (!p) p = std::make_shared<Plan>(id);
+  if (auto it = plans_.find(id); it != plans_.end()) return it->second;
+  if (plans_.size() >= next_sweep_at_) sweep_idle_plans();
+  auto p = std::make_shared<Plan>(id);
+  plans_.emplace(id, p);
+  metrics_.plans_cached = static_cast<std::int64_t>(plans_.size());
   return p;
+}
+
+void SyncService::sweep_idle_plans() {
+  for (auto it = plans_.begin(); it != plans_.end();) {
+    // use_count() 1: nobody else holds it, so nobody holds its mutex either (see plans_).
+    if (it->second.use_count() == 1 && it->second->subscribers.empty()) {
+      it = plans_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // If most plans are in use, the next sweep waits until the cache has doubled, so that
+  // sweeping stays cheap per plan added.
+  next_sweep_at_ = std::max(options_.max_cached_plans, 2 * plans_.size());
+  metrics_.plans_cached = static_cast<std::int64_t>(plans_.size());
+}
+
+std::size_t SyncService::cached_plans() {
+  std::lock_guard lock(plans_mu_);
+  return plans_.size();
 }
 
 // Called with p.mu held.

@@ -64,6 +64,9 @@ class CatchUp;
 
 struct ServiceOptions {
   std::size_t catch_up_batch_ops = 500;
+  // Plans kept in memory with nobody subscribed and nothing in flight, before the least
+  // needed are dropped (they are loaded again from storage on next use).
+  std::size_t max_cached_plans = 10000;
   std::function<std::uint64_t()> now_ms;  // the wall clock (grant expiry); injected for tests
 };
 
@@ -99,11 +102,16 @@ class SyncService {
   // Records the device's certificate and last-seen time (not waited for).
   void device_seen(const Who& who, const Bytes& certificate);
 
+  // How many plans are held in memory now.
+  std::size_t cached_plans();
+
   struct Plan;  // sync_service_plan.hpp; internal
 
  private:
   friend class CatchUp;
   std::shared_ptr<Plan> plan(const PlanId& id);
+  // With plans_mu_ held: drops the plans nobody uses (see plan()).
+  void sweep_idle_plans();
   void ensure_loaded(Plan& p);
   using Deliveries = std::vector<std::pair<std::shared_ptr<Peer>, kith::v1::ServerMessage>>;
   // With p.mu held: the live batches for every subscriber that may read some of `ops` (fetch
@@ -129,8 +137,15 @@ class SyncService {
   GroupCommitter& committer_;
   Metrics& metrics_;
   ServiceOptions options_;
+  // plans_ holds one view per plan. Everyone else holds a view only through a shared_ptr copied
+  // from here under plans_mu_, so a view whose use_count() is 1 under plans_mu_ is used by
+  // nobody and cannot become used without plans_mu_: it may be dropped (a second view of the
+  // same plan alive at once would hand out the same sequence numbers twice).
   std::mutex plans_mu_;
   std::unordered_map<PlanId, std::shared_ptr<Plan>, sync::IdHash> plans_;
+  std::size_t next_sweep_at_;
+  // The plans each connected peer subscribed to, so a disconnect visits only those.
+  std::unordered_map<const Peer*, std::vector<PlanId>> peer_plans_;
 };
 
 // One catch-up in progress (Subscribe). Used from one thread at a time (the session's strand).

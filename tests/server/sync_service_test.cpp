@@ -1,0 +1,230 @@
+// SyncService without sockets, over real SQLite: what happens when a commit fails, and how the
+// in-memory plan cache drops and reloads plans.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "group_commit.hpp"
+#include "metrics.hpp"
+#include "sqlite_storage.hpp"
+#include "support/gated_storage.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_device.hpp"
+#include "sync_service.hpp"
+
+namespace kith::server {
+namespace {
+
+using namespace std::chrono_literals;
+using kith::test::GatedStorage;
+
+// A connected device as the service sees it: keeps what is delivered to it.
+class RecordingPeer : public Peer {
+ public:
+  explicit RecordingPeer(Who who) : who_(std::move(who)) {}
+  void deliver(kith::v1::ServerMessage m) override {
+    {
+      std::lock_guard lock(mu_);
+      got_.push_back(std::move(m));
+    }
+    cv_.notify_all();
+  }
+  const Who& who() const noexcept override { return who_; }
+
+  // The first message `match` accepts, waiting up to 10 s for it.
+  std::optional<kith::v1::ServerMessage> wait_for(
+      const std::function<bool(const kith::v1::ServerMessage&)>& match) {
+    std::unique_lock lock(mu_);
+    std::optional<kith::v1::ServerMessage> out;
+    cv_.wait_for(lock, 10s, [&] {
+      for (const auto& m : got_) {
+        if (match(m)) {
+          out = m;
+          return true;
+        }
+      }
+      return false;
+    });
+    return out;
+  }
+  // The answer to `request_id`; fails the test if there is none within 10 s.
+  kith::v1::ServerMessage answer(std::uint64_t request_id) {
+    auto reply = wait_for([&](const auto& m) { return m.request_id() == request_id; });
+    EXPECT_TRUE(reply.has_value()) << "no answer to request " << request_id;
+    return reply.value_or(kith::v1::ServerMessage{});
+  }
+
+ private:
+  Who who_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<kith::v1::ServerMessage> got_;
+};
+
+// A service over SQLite (behind a GatedStorage) and owners whose plans are on it.
+class SyncServiceTest : public ::testing::Test {
+ protected:
+  SyncServiceTest() { reset_service({}); }
+  ~SyncServiceTest() override { committer->drain(); }
+
+  void reset_service(ServiceOptions options) {
+    if (committer) committer->drain();
+    service.reset();
+    committer = std::make_unique<GroupCommitter>(storage, GroupCommitter::Options{});
+    options.now_ms = [] { return std::uint64_t{1'800'000'000'000}; };
+    service = std::make_unique<SyncService>(storage, *committer, metrics, options);
+  }
+
+  static ServiceOptions cache_of(std::size_t plans) {
+    ServiceOptions o;
+    o.max_cached_plans = plans;
+    return o;
+  }
+
+  struct Owner {
+    std::unique_ptr<kith::test::TestDevice> device;
+    std::shared_ptr<RecordingPeer> peer;
+    PlanId plan;
+    kith::test::Forge forge() const {
+      return kith::test::Forge{plan, &device->secrets(), device->engine->membership(plan).size()};
+    }
+  };
+  // A new owner whose new plan's first membership entries are stored.
+  Owner owner_with_plan(const std::string& name) {
+    Owner o;
+    o.device = std::make_unique<kith::test::TestDevice>(dir.path(), name);
+    o.plan = o.device->engine->create_plan(name + "'s support plan");
+    o.peer = peer_for(*o.device);
+    for (const auto& m : o.device->engine->pushes(o.plan, false)) {
+      EXPECT_TRUE(m.has_push_membership());
+      service->push_membership(o.peer, m.request_id(), m.push_membership());
+      EXPECT_TRUE(o.peer->answer(m.request_id()).has_push_ack());
+    }
+    return o;
+  }
+  static std::shared_ptr<RecordingPeer> peer_for(const kith::test::TestDevice& d) {
+    const auto box = d.secrets().device.encryption.public_key().bytes();
+    return std::make_shared<RecordingPeer>(
+        Who{d.account(), d.device(), Bytes(box.begin(), box.end())});
+  }
+  std::vector<StoredOp> stored(const PlanId& plan, const char* section) {
+    return sqlite.ops_after(plan, 0, 1000, {Section::parse(section)}, 1000);
+  }
+
+  kith::test::TempDir dir{"kith-service"};
+  SqliteStorage sqlite{dir / "kithd.db", {.synchronous = SqliteStorage::Options::Sync::kNormal}};
+  GatedStorage storage{&sqlite};
+  Metrics metrics;
+  std::unique_ptr<GroupCommitter> committer;
+  std::unique_ptr<SyncService> service;
+};
+
+// Writes queued behind a failed commit were given sequence numbers and chain links that assumed
+// it would be stored, so they are withdrawn rather than written (a gap in the plan's sequence,
+// or an op whose chain link points at nothing, would be stored for good otherwise). The pusher
+// gets INTERNAL for each, and sending them again works.
+TEST_F(SyncServiceTest, PushesQueuedBehindAFailedCommitAreWithdrawnNotStored) {
+  Owner mary = owner_with_plan("mary");
+  kith::test::Forge forge = mary.forge();
+  const sync::Op first = forge.op("notes", 1, sync::OpHash{});
+  const sync::Op second = forge.op("notes", 2, first.hash());
+  storage.close_gate();
+  service->push_ops(mary.peer, 10, forge.push({first}).push_ops());
+  storage.wait_until_held();  // the commit holding `first` has begun
+  service->push_ops(mary.peer, 11, forge.push({second}).push_ops());  // queued behind, seq 2
+  storage.fail_next_commit("disk I/O error");
+  storage.open_gate();
+
+  for (std::uint64_t rid : {10, 11}) {
+    auto reply = mary.peer->answer(rid);
+    ASSERT_TRUE(reply.has_error()) << rid << ": " << reply.DebugString();
+    EXPECT_EQ(reply.error().code(), kith::v1::INTERNAL);
+    EXPECT_NE(reply.error().message().find("nothing was stored"), std::string::npos);
+  }
+  EXPECT_TRUE(stored(mary.plan, "notes").empty());
+
+  // The device sends both again: stored once each, in order, from sequence number 1.
+  service->push_ops(mary.peer, 12, forge.push({first, second}).push_ops());
+  auto ack = mary.peer->answer(12);
+  ASSERT_TRUE(ack.has_push_ack()) << ack.DebugString();
+  auto ops = stored(mary.plan, "notes");
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].seq, 1u);
+  EXPECT_EQ(ops[0].op_id, sync::OpHeader::parse(first.header).op_id);
+  EXPECT_EQ(ops[1].seq, 2u);
+  EXPECT_EQ(ops[1].op_id, sync::OpHeader::parse(second.header).op_id);
+}
+
+// Plans nobody is using are dropped from memory once the cache is full, and come back from
+// storage as they were: chains continue where they stopped.
+TEST_F(SyncServiceTest, IdlePlansAreDroppedAndReloadedIntact) {
+  reset_service(cache_of(2));
+  Owner mary = owner_with_plan("mary");
+  kith::test::Forge forge = mary.forge();
+  const sync::Op first = forge.op("notes", 1, sync::OpHash{});
+  service->push_ops(mary.peer, 10, forge.push({first}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(10).has_push_ack());
+
+  std::vector<Owner> others;
+  for (const char* name : {"ann", "bob", "cat"}) others.push_back(owner_with_plan(name));
+  EXPECT_LE(service->cached_plans(), 2u);  // 4 plans used, none in use now
+
+  const sync::Op second = forge.op("notes", 2, first.hash());
+  service->push_ops(mary.peer, 11, forge.push({second}).push_ops());
+  auto ack = mary.peer->answer(11);
+  ASSERT_TRUE(ack.has_push_ack()) << ack.DebugString();
+  auto ops = stored(mary.plan, "notes");
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[1].seq, 2u);
+  // A chain gap is still caught after the reload: the reloaded tip is `second`.
+  for (const char* name : {"dan", "eve"}) others.push_back(owner_with_plan(name));
+  try {
+    service->push_ops(mary.peer, 12, forge.push({forge.op("notes", 4, second.hash())}).push_ops());
+    ADD_FAILURE() << "a chain gap after a reload was accepted";
+  } catch (const Refusal& r) {
+    EXPECT_EQ(r.code(), kith::v1::CHAIN_GAP) << r.what();
+  }
+}
+
+// A plan someone is subscribed to stays in memory however full the cache is: its subscribers
+// live there, and a reloaded copy would not know them.
+TEST_F(SyncServiceTest, SubscribedPlansStayAndKeepGettingLiveOps) {
+  reset_service(cache_of(1));
+  Owner mary = owner_with_plan("mary");
+  // Mary's second device listens (the server sends a device nothing it pushed itself).
+  kith::test::TestDevice phone(dir.path(), "mary-phone", &mary.device->secrets().identity);
+  mary.device->engine->add_device(mary.plan, phone.engine->identity().certificate);
+  for (const auto& m : mary.device->engine->pushes(mary.plan, false)) {
+    if (!m.has_push_membership()) continue;
+    service->push_membership(mary.peer, m.request_id(), m.push_membership());
+    ASSERT_TRUE(mary.peer->answer(m.request_id()).has_push_ack());
+  }
+  auto listener = peer_for(phone);
+  kith::v1::Subscribe sub;
+  sub.set_plan_id(std::string(mary.plan.bytes().begin(), mary.plan.bytes().end()));
+  auto catch_up = service->subscribe(listener, 20, sub);
+  while (catch_up->next()) {
+  }
+  catch_up.reset();
+  std::vector<Owner> others;
+  for (const char* name : {"ann", "bob", "cat"}) others.push_back(owner_with_plan(name));
+
+  kith::test::Forge forge = mary.forge();
+  service->push_ops(mary.peer, 21, forge.push({forge.op("notes", 1, sync::OpHash{})}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(21).has_push_ack());
+  EXPECT_TRUE(listener->wait_for([](const kith::v1::ServerMessage& m) {
+    return m.has_ops_batch() && m.ops_batch().ops_size() == 1;
+  })) << "the subscriber got no live op";
+
+  service->disconnected(*listener);
+  for (const char* name : {"dan", "eve"}) others.push_back(owner_with_plan(name));
+  EXPECT_LE(service->cached_plans(), 2u);  // mary's plan could go once nobody listened
+}
+
+}  // namespace
+}  // namespace kith::server
