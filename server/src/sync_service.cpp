@@ -7,6 +7,7 @@
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
 #include "kith/sync/key_ring.hpp"
+#include "kith/sync/section_digest.hpp"
 #include "kith/sync/wire.hpp"
 #include "log.hpp"
 #include "sync_service_plan.hpp"
@@ -36,19 +37,6 @@ std::string chain_name(const ChainKey& k) {
 }
 
 }  // namespace
-
-crypto::Hash next_section_digest(const crypto::Hash& previous, const sync::OpHash& op) {
-  static constexpr std::string_view kLabel = "kith/v1/section-digest";
-  crypto::Blake2b h;
-  const std::uint8_t len = static_cast<std::uint8_t>(kLabel.size());
-  h.update(crypto::ByteView(&len, 1)).update(kLabel);
-  h.update(crypto::ByteView(previous.data(), previous.size()));
-  h.update(crypto::ByteView(op.data(), op.size()));
-  Bytes out = h.finish();
-  crypto::Hash d{};
-  std::copy(out.begin(), out.end(), d.begin());
-  return d;
-}
 
 std::vector<Section> readable_sections(const SyncService::Plan& p, const AccountId& account,
                                        std::uint64_t now_ms) {
@@ -332,7 +320,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
   for (NewOp& n : fresh) {
     SectionChecksum& sum = p->sections[n.header.section];
     sum.op_count += 1;
-    sum.digest = next_section_digest(sum.digest, n.hash);
+    sum.digest = sync::next_section_digest(sum.digest, n.hash);
     StoredOp s;
     s.seq = ++p->assigned_seq;
     s.op_id = n.header.op_id;

@@ -163,8 +163,4 @@ class CatchUp {
   std::unique_ptr<State> s_;
 };
 
-// docs/PROTOCOL.md, "Section checksums": d0 = 32 zero bytes;
-// d(n) = BLAKE2b-256(u8(22) || "kith/v1/section-digest" || d(n-1) || op_hash(n)).
-crypto::Hash next_section_digest(const crypto::Hash& previous, const sync::OpHash& op);
-
 }  // namespace kith::server

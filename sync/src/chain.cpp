@@ -117,6 +117,12 @@ std::uint64_t ChainVerifier::accepted_seq(const ChainKey& chain) const {
   return it == chains_.end() ? 0 : it->second.accepted.size();
 }
 
+bool ChainVerifier::holds(const ChainKey& chain, std::uint64_t seq, const OpHash& hash) const {
+  auto it = chains_.find(chain);
+  return it != chains_.end() && seq >= 1 && seq <= it->second.accepted.size() &&
+         it->second.accepted[seq - 1] == hash;
+}
+
 std::size_t ChainVerifier::pending_ops() const {
   std::size_t n = 0;
   for (const auto& [key, chain] : chains_) n += chain.pending.size();

@@ -129,6 +129,10 @@ void SyncEngine::load(const PlanId& id, std::string title) {
     // device's own ones after it may never have reached it.
     if (e.author != me_.device()) p->server_membership = e.index + 1;
   }
+  p->digest_seq = store_.digest_seq(id);
+  for (const StoredSectionDigest& d : store_.section_digests(id)) {
+    p->digests[Section::parse(d.section)] = d.digest;
+  }
   std::uint64_t watermark = 0;
   if (auto blob = store_.load_plan_state(id)) {
     crypto::ByteReader r(blob->view(), "saved plan state");
@@ -149,9 +153,14 @@ void SyncEngine::load(const PlanId& id, std::string title) {
       p->verifier.restore(h, hash);
       if (h.author == me_.device()) p->writer.restore(h.section, h.author_seq, hash);
       p->clock.observe(h.clock);
+      p->hold_for_digest(s.server_seq, h.section, hash);
       if (s.local_index > watermark) apply_op(*p, AcceptedOp{h, op, hash}, ignored);
     }
   }
+  // Usually nothing to add: the digests were stored with the cursor. A plan stored before the
+  // store kept digests (schema 4) gets them here, from its ops; they are saved with the next
+  // cursor.
+  p->fold_digests(store_.cursor(id));
   plans_[id] = std::move(p);
 }
 
@@ -420,13 +429,22 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   // Each header is parsed (and each op hashed) once, here; the verifier works on the result.
   std::vector<ParsedOp> ops;
   ops.reserve(static_cast<std::size_t>(batch.ops_size()));
-  std::unordered_map<OpId, std::uint64_t, IdHash> seqs;
+  // Each op's server sequence, and what the section digests need once the op is held.
+  struct Received {
+    std::uint64_t seq;
+    ChainKey chain;
+    std::uint64_t author_seq;
+    OpHash hash;
+  };
+  std::unordered_map<OpId, Received, IdHash> seqs;
   seqs.reserve(static_cast<std::size_t>(batch.ops_size()));
   std::vector<std::pair<OpId, std::uint64_t>> own;  // this device's ops, echoed back
   for (const auto& d : batch.ops()) {
     try {
       ParsedOp op = ParsedOp::parse(Op{to_bytes(d.op().header()), to_bytes(d.op().body())});
-      seqs.emplace(op.header.op_id, d.server_seq());
+      seqs.emplace(op.header.op_id,
+                   Received{d.server_seq(), ChainKey{op.header.author, op.header.section},
+                            op.header.author_seq, op.hash});
       if (op.header.author == me_.device()) own.emplace_back(op.header.op_id, d.server_seq());
       ops.push_back(std::move(op));
     } catch (const SyncError& e) {
@@ -444,6 +462,7 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     heads.push_back(std::move(s));
   }
   ChainOutcome outcome = p.verifier.add_parsed(std::move(ops), heads);
+  const bool received_again = outcome.duplicates > 0;
   for (const ChainProblem& pr : outcome.problems) {
     events.push_back(SyncEvent::problem(p.id, pr.code, pr.message));
   }
@@ -468,23 +487,35 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
     // Its server sequence: from this batch, or remembered while it waited for its head.
     std::uint64_t seq = 0;
     if (auto found = seqs.find(a.header.op_id); found != seqs.end()) {
-      seq = found->second;
+      seq = found->second.seq;
+      if (received_again) seqs.erase(found);  // held now; what is left below was held before
     } else if (auto waited = p.pending.find(a.header.op_id); waited != p.pending.end()) {
       seq = waited->second;
     }
+    p.hold_for_digest(seq, a.header.section, a.hash);
     p.clock.observe(a.header.clock);
     apply_op(p, a, events);
     store_.put_op(StoredOp{p.id, a.header.section.name(), a.header.author, a.header.author_seq,
                            a.header.op_id, seq, std::move(a.op.header), std::move(a.op.body), 0});
     p.last_stored = a.header.op_id;
   }
+  // Ops this device held already (its own echoed back, or a batch sent again: after a restart,
+  // in a full re-fetch) count for the digests at the sequence the server gives them now, which
+  // the store keeps for the next start.
+  if (received_again) {
+    for (const auto& [op_id, r] : seqs) {
+      if (!p.verifier.holds(r.chain, r.author_seq, r.hash)) continue;  // waiting, or refused
+      p.hold_for_digest(r.seq, r.chain.section, r.hash);
+      if (r.chain.author != me_.device()) store_.set_server_seq(p.id, op_id, r.seq);
+    }
+  }
   // Remember the server sequence of every op still waiting for its head: the cursor must not
   // pass it, or a restart would never fetch it again. (Nothing to do in the usual case, where
   // every op of the batch was covered.)
   if (p.verifier.pending_ops() > 0 || !p.pending.empty()) {
     std::set<OpId> waiting = p.verifier.pending_op_ids();
-    for (const auto& [op_id, seq] : seqs) {
-      if (waiting.count(op_id)) p.pending.emplace(op_id, seq);
+    for (const auto& [op_id, r] : seqs) {
+      if (waiting.count(op_id)) p.pending.emplace(op_id, r.seq);
     }
     for (auto it = p.pending.begin(); it != p.pending.end();) {
       it = waiting.count(it->first) ? std::next(it) : p.pending.erase(it);
@@ -493,6 +524,9 @@ void SyncEngine::handle_ops(const kith::v1::OpsBatch& batch) {
   std::uint64_t cursor = std::max(store_.cursor(p.id), batch.up_to_seq());
   for (const auto& [op_id, seq] : p.pending) cursor = std::min(cursor, seq > 0 ? seq - 1 : 0);
   store_.set_cursor(p.id, cursor);
+  // The digests move with the cursor, in its transaction: every op up to it is held.
+  p.fold_digests(cursor);
+  save_digests(p);
   tx.commit();
   for (const SyncEvent& e : events) emit(e);
   if (acked) emit(SyncEvent::acked(p.id, acked));
@@ -601,6 +635,10 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
       Plan& p = plan_ref(id);
       p.caught_up = true;
       emit(SyncEvent::progress(id, store_.cursor(id), false));
+      // A checksum that differs starts a full re-fetch; pushes wait for its end.
+      if (auto again = check_checksums(p, message.catch_up_complete()); !again.empty()) {
+        return again;
+      }
       // Queued ops go up only now, once any key rotation they missed has been applied.
       if (p.needs_reseal) {
         reseal_outbox(p);

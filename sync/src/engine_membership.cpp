@@ -3,6 +3,7 @@
 // the server has stored them; what the server sends; and an entry of this device that lost a
 // race for its place in the log, made again on top of the winner's.
 #include <algorithm>
+#include <set>
 
 #include "engine_plan.hpp"
 #include "kith/crypto/error.hpp"
@@ -195,6 +196,7 @@ void SyncEngine::push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& o
 void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
   Plan& p = plan_ref(id);
+  const std::set<Section> readable_before = readable_sections(p);
   std::map<Section, std::uint64_t> epochs_before;
   for (std::string_view name : kKnownSections) {
     epochs_before[Section::parse(name)] = p.log.epoch(Section::parse(name));
@@ -255,6 +257,13 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   }
   for (const auto& [section, before] : epochs_before) {
     if (p.log.epoch(section) != before) p.needs_reseal = true;
+  }
+  // The server sends ops after the cursor only: a section readable from now on lacks its older
+  // ops until the plan is fetched from the start (check_checksums).
+  if (store_.cursor(id) > 0) {
+    for (const Section& s : readable_sections(p)) {
+      if (!readable_before.count(s)) p.newly_readable.insert(s);
+    }
   }
   if (p.needs_rebuild) rebuild_state(p);
 }
@@ -409,9 +418,21 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::Push
     sent = std::move(it->second);
     p.sent.erase(it);
   }
+  // An op whose sequence arrives only after the cursor passed it (the server acknowledged it
+  // after sending later ops) is missing from the digests: they are computed again.
+  bool behind_digests = false;
   auto tx = store_.begin();
   for (const auto& a : ack.acked()) {
     OpId op = OpId::from_bytes(crypto::as_bytes(a.op_id()));
+    auto stored = store_.op(id, op);
+    if (stored && stored->server_seq != a.server_seq()) {
+      if (a.server_seq() > p.digest_seq) {
+        p.hold_for_digest(a.server_seq(), Section::parse(stored->section),
+                          op_hash(stored->header, stored->body));
+      } else if (a.server_seq() > 0) {
+        behind_digests = true;
+      }
+    }
     store_.set_server_seq(id, op, a.server_seq());
     store_.outbox_remove(id, op);
   }
@@ -423,6 +444,7 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::Push
     for (std::uint64_t env : sent->envelopes) p.envelopes_in_flight.erase(env);
   }
   tx.commit();
+  if (behind_digests) refold_digests(p);
   // The entries of that push are in the server's log where they are in this one.
   if (sent && !sent->entries.empty()) {
     p.server_membership = std::max(p.server_membership, sent->entries.back().first + 1);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kith/sync/engine.hpp"
+#include "kith/sync/section_digest.hpp"
 
 namespace kith::sync {
 
@@ -59,6 +60,27 @@ struct SyncEngine::Plan {
   bool caught_up = false;  // CatchUpComplete arrived since the last Subscribe
   bool needs_reseal = false;
   bool needs_rebuild = false;  // an entry arrived that may refuse ops already merged here
+
+  // Section checksums (engine_checksums.cpp). `digests` covers, per section, the ops this device
+  // holds from the server with a server sequence up to `digest_seq`, in sequence order; it moves
+  // with the cursor and is stored with it. `unfolded` holds the ops it holds with a later
+  // sequence (past the cursor: behind an op that waits for its head, or this device's own,
+  // acknowledged before the cursor reaches them) until the cursor passes them.
+  std::map<Section, SectionDigest> digests;
+  std::uint64_t digest_seq = 0;
+  std::map<std::uint64_t, std::pair<Section, OpHash>> unfolded;  // by server seq
+  std::set<Section> digests_changed;                             // not yet in the store
+  // Sections this device may now read that it could not before, since the last catch-up: the
+  // server never sent their ops from before the cursor, so their checksums differ until a full
+  // re-fetch, which is then expected and not reported. In memory only.
+  std::set<Section> newly_readable;
+  bool refetching = false;        // a full re-fetch after a checksum mismatch is under way
+  bool checksums_failed = false;  // still mismatched after one: reported, not retried
+
+  // Notes an op this device holds from the server at `server_seq` (0: none yet), for the digests.
+  void hold_for_digest(std::uint64_t server_seq, const Section& section, const OpHash& hash);
+  // Adds the held ops up to `up_to` to the digests, in sequence order.
+  void fold_digests(std::uint64_t up_to);
 };
 
 namespace engine_detail {

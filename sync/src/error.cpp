@@ -38,6 +38,10 @@ std::string_view sync_error_code_name(SyncErrorCode code) noexcept {
       return "store_error";
     case SyncErrorCode::kSchemaTooNew:
       return "schema_too_new";
+    case SyncErrorCode::kChecksumMismatch:
+      return "checksum_mismatch";
+    case SyncErrorCode::kServerDiverged:
+      return "server_diverged";
   }
   return "unknown";
 }

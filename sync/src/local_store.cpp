@@ -133,7 +133,7 @@ class LocalStore::Impl {
 
   std::uint64_t u64_column(const sqlite::Statement& statement, int column) {
     const std::int64_t value = statement.column_int(column);
-    if (value < 0) damaged("a negative sequence number");
+    if (value < 0) damaged("a negative sequence number or count");
     return static_cast<std::uint64_t>(value);
   }
 
@@ -587,6 +587,75 @@ void LocalStore::set_cursor(const PlanId& plan, std::uint64_t server_seq) {
 
 std::uint64_t LocalStore::cursor(const PlanId& plan) const {
   auto q = impl_->db().query("SELECT server_seq FROM cursors WHERE plan_id = ?1");
+  q->bind(1, plan.bytes());
+  return q->step() ? impl_->u64_column(*q, 0) : 0;
+}
+
+// --- Section digests ---
+
+void LocalStore::put_section_digests(const PlanId& plan, std::uint64_t digest_seq,
+                                     const std::vector<StoredSectionDigest>& changed) {
+  impl_->before_write();
+  sqlite::WriteScope scope(impl_->db());
+  {
+    // A plan without a cursor row yet gets one at cursor 0.
+    auto q = impl_->db().query(
+        "INSERT INTO cursors (plan_id, server_seq, digest_seq) VALUES (?1, 0, ?2) "
+        "ON CONFLICT (plan_id) DO UPDATE SET digest_seq = excluded.digest_seq");
+    q->bind(1, plan.bytes());
+    q->bind(2, to_sql(digest_seq, "digest sequence"));
+    impl_->run_write(*q, Impl::no_plan(plan));
+  }
+  for (const StoredSectionDigest& s : changed) {
+    auto q = impl_->db().query(
+        "INSERT INTO section_digests (plan_id, section, op_count, digest) VALUES (?1, ?2, ?3, ?4) "
+        "ON CONFLICT (plan_id, section) DO UPDATE SET op_count = excluded.op_count, "
+        "digest = excluded.digest");
+    q->bind(1, plan.bytes());
+    q->bind(2, s.section);
+    q->bind(3, to_sql(s.digest.op_count, "section op count"));
+    q->bind(4, ByteView(s.digest.digest));
+    impl_->run_write(*q, Impl::no_plan(plan));
+  }
+  scope.commit();
+}
+
+void LocalStore::clear_section_digests(const PlanId& plan) {
+  impl_->before_write();
+  sqlite::WriteScope scope(impl_->db());
+  {
+    auto q = impl_->db().query("DELETE FROM section_digests WHERE plan_id = ?1");
+    q->bind(1, plan.bytes());
+    q->run();
+  }
+  {
+    auto q = impl_->db().query("UPDATE cursors SET digest_seq = 0 WHERE plan_id = ?1");
+    q->bind(1, plan.bytes());
+    q->run();
+  }
+  scope.commit();
+}
+
+std::vector<StoredSectionDigest> LocalStore::section_digests(const PlanId& plan) const {
+  auto q = impl_->db().query(
+      "SELECT section, op_count, digest FROM section_digests WHERE plan_id = ?1 ORDER BY section");
+  q->bind(1, plan.bytes());
+  std::vector<StoredSectionDigest> out;
+  while (q->step()) {
+    StoredSectionDigest s;
+    s.section = q->column_text(0);
+    s.digest.op_count = impl_->u64_column(*q, 1);
+    ByteView digest = q->column_view(2);
+    if (digest.size() != s.digest.digest.size())
+      impl_->damaged("a section digest of the wrong length");
+    std::copy(digest.begin(), digest.end(), s.digest.digest.begin());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::uint64_t LocalStore::digest_seq(const PlanId& plan) const {
+  auto q = impl_->db().query("SELECT digest_seq FROM cursors WHERE plan_id = ?1");
   q->bind(1, plan.bytes());
   return q->step() ? impl_->u64_column(*q, 0) : 0;
 }

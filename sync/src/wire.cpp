@@ -504,6 +504,8 @@ kith::v1::ErrorCode wire_error_code(SyncErrorCode code) noexcept {
     case SyncErrorCode::kDecryptFailed:
     case SyncErrorCode::kStore:
     case SyncErrorCode::kSchemaTooNew:
+    case SyncErrorCode::kChecksumMismatch:
+    case SyncErrorCode::kServerDiverged:
       return pb::INTERNAL;
   }
   return pb::INTERNAL;

@@ -1,23 +1,29 @@
 // The sync engine's test harness: an in-memory stand-in for the server, a device (keys, store,
 // engine and the events it saw), and a fixture with two devices of one account. The stand-in
-// stores and orders what devices push and serves catch-up in small batches; of kithd's checks it
-// makes only those the engine must react to (a membership entry whose place is taken, and on
-// request a key rotation whose cut-offs leave out a stored op). Everything the engine does with
-// what it receives — chains, heads, membership, keys, decryption, merge, cursors — is real.
+// stores and orders what devices push and serves catch-up in small batches, ending with the
+// section checksums kithd sends; of kithd's checks it makes only those the engine must react to
+// (a membership entry whose place is taken, and on request a key rotation whose cut-offs leave
+// out a stored op). On request it also plays a faulty server: an op dropped or two reordered in
+// a catch-up, a wrong, short or missing checksum. Everything the engine does with what it
+// receives — chains, heads, membership, keys, decryption, merge, cursors, checksums — is real.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "kith/sync/engine.hpp"
 #include "kith/sync/error.hpp"
+#include "kith/sync/section_digest.hpp"
 #include "kith/sync/wire.hpp"
 
 namespace kith::sync::engine_test {
@@ -36,6 +42,23 @@ class FakeServer {
   // As kithd, refuse a key rotation whose cut-offs leave out an op already stored. Off by
   // default, so that a test can play a server that lets one through.
   bool refuse_cut_offs = false;
+  // As kithd, send a device only the ops and checksums of sections its account may read. Off by
+  // default: the stand-in sends every op to every device.
+  bool readable_only = false;
+  // A fault played in the next `fault_times` catch-ups it touches (SIZE_MAX: in every one).
+  enum class Fault {
+    kNone,
+    kDropOp,        // the op at server seq `fault_seq` is not sent (its checksum still counts it)
+    kSwapOps,       // the ops at `fault_seq` and the next are sent with each other's seq
+    kWrongDigest,   // the checksum of `fault_section` has a bit flipped
+    kShortDigest,   // ... is 31 bytes long
+    kOmitChecksum,  // ... is left out
+  };
+  Fault fault = Fault::kNone;
+  std::size_t fault_times = 1;
+  std::uint64_t fault_seq = 0;
+  std::string fault_section = "health";
+  std::vector<std::uint64_t> subscribed_from;  // the cursor of each Subscribe, in order
 
   // Handles one message from the device with encryption key `device_box`.
   std::vector<ServerMessage> handle(const ClientMessage& m,
@@ -43,6 +66,10 @@ class FakeServer {
     std::vector<ServerMessage> out;
     if (m.has_subscribe()) {
       auto& p = plans_[m.subscribe().plan_id()];
+      subscribed_from.push_back(m.subscribe().cursor());
+      std::optional<std::set<std::string>> readable;
+      if (readable_only) readable = readable_sections(m.subscribe().plan_id(), device_box);
+      bool faulted = false;
       ServerMessage mb;
       mb.set_request_id(m.request_id());
       auto* b = mb.mutable_membership_batch();
@@ -69,10 +96,20 @@ class FakeServer {
         std::uint64_t end = std::min<std::uint64_t>(p.ops.size(), cursor + batch_size);
         std::map<std::string, std::uint64_t> max_seq;  // chain -> highest seq in batch
         for (std::uint64_t s = cursor; s < end; ++s) {
-          auto* d = o->add_ops();
-          d->set_server_seq(s + 1);
-          *d->mutable_op() = p.ops[s];
           OpHeader h = OpHeader::parse(crypto::as_bytes(p.ops[s].header()));
+          if (readable && !readable->count(h.section.name())) continue;
+          std::uint64_t seq = s + 1;
+          if (fault == Fault::kDropOp && seq == fault_seq) {
+            faulted = true;
+            continue;
+          }
+          if (fault == Fault::kSwapOps && (seq == fault_seq || seq == fault_seq + 1)) {
+            seq = seq == fault_seq ? fault_seq + 1 : fault_seq;
+            faulted = true;
+          }
+          auto* d = o->add_ops();
+          d->set_server_seq(seq);
+          *d->mutable_op() = p.ops[s];
           std::string chain = w(h.author.bytes()) + h.section.name();
           max_seq[chain] = std::max(max_seq[chain], h.author_seq);
         }
@@ -92,12 +129,29 @@ class FakeServer {
         }
         o->set_up_to_seq(end);
         o->set_more(end < p.ops.size());
-        out.push_back(ob);
+        if (o->ops_size() > 0) out.push_back(ob);  // as kithd, no batch without ops
         cursor = end;
       }
       ServerMessage done;
-      done.mutable_catch_up_complete()->set_plan_id(m.subscribe().plan_id());
-      done.mutable_catch_up_complete()->set_server_seq(p.ops.size());
+      *done.mutable_catch_up_complete() = complete(m.subscribe().plan_id(), readable);
+      for (auto& c : *done.mutable_catch_up_complete()->mutable_checksums()) {
+        if (c.section() != fault_section) continue;
+        if (fault == Fault::kWrongDigest) {
+          c.mutable_digest()->front() ^= 1;
+          faulted = true;
+        } else if (fault == Fault::kShortDigest) {
+          c.mutable_digest()->pop_back();
+          faulted = true;
+        } else if (fault == Fault::kOmitChecksum) {
+          c.set_section("");  // marked here, removed below
+          faulted = true;
+        }
+      }
+      auto* sums = done.mutable_catch_up_complete()->mutable_checksums();
+      sums->erase(std::remove_if(sums->begin(), sums->end(),
+                                 [](const auto& c) { return c.section().empty(); }),
+                  sums->end());
+      if (faulted && fault_times != SIZE_MAX && --fault_times == 0) fault = Fault::kNone;
       out.push_back(done);
     } else if (m.has_push_ops()) {
       auto& p = plans_[m.push_ops().plan_id()];
@@ -177,6 +231,39 @@ class FakeServer {
     return out;
   }
 
+  // What an honest server ends a catch-up of `plan` with: a checksum per section that has ops
+  // (of those in `readable`, when given), computed with the sync library's function.
+  kith::v1::CatchUpComplete complete(const std::string& plan,
+                                     const std::optional<std::set<std::string>>& readable = {}) {
+    const auto& p = plans_[plan];
+    std::map<std::string, SectionDigest> sums;
+    for (const auto& op : p.ops) {
+      OpHeader h = OpHeader::parse(crypto::as_bytes(op.header()));
+      sums[h.section.name()].add(
+          op_hash(crypto::as_bytes(op.header()), crypto::as_bytes(op.body())));
+    }
+    kith::v1::CatchUpComplete done;
+    done.set_plan_id(plan);
+    done.set_server_seq(p.ops.size());
+    for (const auto& [section, sum] : sums) {
+      if (readable && !readable->count(section)) continue;
+      auto* c = done.add_checksums();
+      c->set_section(section);
+      c->set_op_count(sum.op_count);
+      c->set_digest(w(sum.digest));
+    }
+    return done;
+  }
+  kith::v1::CatchUpComplete complete(const PlanId& plan) { return complete(w(plan.bytes())); }
+  // The stored head of a chain at `seq`, if any.
+  std::optional<kith::v1::SignedHead> head(const PlanId& plan, const DeviceId& author,
+                                           const Section& section, std::uint64_t seq) {
+    const auto& heads = plans_[w(plan.bytes())].heads;
+    auto it = heads.find({w(author.bytes()) + section.name(), seq});
+    if (it == heads.end()) return std::nullopt;
+    return it->second;
+  }
+
   std::size_t op_count(const PlanId& plan) { return plans_[w(plan.bytes())].ops.size(); }
   std::size_t entry_count(const PlanId& plan) { return plans_[w(plan.bytes())].entries.size(); }
   const kith::v1::WireOp& op(const PlanId& plan, std::size_t i) {
@@ -184,6 +271,32 @@ class FakeServer {
   }
 
  private:
+  // The sections the account of the device with encryption key `box` may read, by the plan's
+  // membership log (expiry not applied).
+  std::set<std::string> readable_sections(const std::string& plan,
+                                          const crypto::BoxPublicKey& box) {
+    const auto& p = plans_[plan];
+    MembershipLog log(PlanId::from_bytes(crypto::as_bytes(plan)));
+    for (const auto& e : p.entries) log.append(MembershipEntry::parse(crypto::as_bytes(e)));
+    std::set<std::string> out;
+    for (const MemberView& m : log.members()) {
+      for (const DeviceId& d : m.devices) {
+        const crypto::DeviceCertificate* cert = log.certificate(d);
+        if (!cert || !(cert->device_encryption() == box)) continue;
+        std::set<std::string> names(kKnownSections.begin(), kKnownSections.end());
+        for (const auto& op : p.ops) {
+          names.insert(OpHeader::parse(crypto::as_bytes(op.header())).section.name());
+        }
+        for (const auto& name : names) {
+          if (log.permission(m.account, Section::parse(name)) >= Permission::kRead) {
+            out.insert(name);
+          }
+        }
+      }
+    }
+    return out;
+  }
+
   struct Plan {
     std::vector<std::string> entries;
     std::vector<kith::v1::WireOp> ops;

@@ -1,7 +1,7 @@
 // LocalStore and files it did not write at this version: older ones are migrated step by step
 // and keep every row; newer ones, damaged ones and other applications' files are refused
 // untouched. The fixture files are written with raw SQL: the schemas below are frozen copies of
-// what versions 1 and 2 wrote.
+// what versions 1, 2 and 3 wrote.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -22,6 +22,8 @@
 #include "kith/crypto/bytes.hpp"
 #include "kith/sync/error.hpp"
 #include "kith/sync/local_store.hpp"
+#include "kith/sync/op.hpp"
+#include "kith/sync/section_digest.hpp"
 #include "local_store_fixtures.hpp"
 
 namespace kith::sync::store_test {
@@ -127,6 +129,26 @@ void create_version2_file(const fs::path& path, const crypto::SectionKey& key) {
   db.exec("COMMIT");
 }
 
+// What the step to version 3 ran (frozen: never edit this to follow the code).
+constexpr const char* kVersion3Step = R"sql(
+CREATE TABLE outgoing_envelopes (
+  id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  plan_id  BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  envelope BLOB NOT NULL
+);
+CREATE INDEX outgoing_envelopes_by_plan ON outgoing_envelopes (plan_id, id);
+)sql";
+
+// A version-3 file: version 2 and the step to 3, with no rows yet.
+void create_version3_file(const fs::path& path, const crypto::SectionKey& key) {
+  create_version2_file(path, key);
+  RawDb db(path);
+  db.exec("BEGIN");
+  db.exec(kVersion3Step);
+  db.exec("PRAGMA user_version = 3");
+  db.exec("COMMIT");
+}
+
 // Everything about a schema that SQLite reports structurally: tables (and WITHOUT ROWID),
 // columns, foreign keys and indexes.
 std::vector<std::string> describe_schema(const fs::path& path) {
@@ -202,7 +224,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 3);
+    EXPECT_EQ(store.schema_version(), 4);
     EXPECT_EQ(store.schema_version(), LocalStore::kSchemaVersion);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mr Okafor");
@@ -229,7 +251,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.envelope(plan, "health", 4), bytes_of("envelope"));
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "4");
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_v1'"), "0");
 }
 
@@ -269,7 +291,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 3);
+    EXPECT_EQ(store.schema_version(), 4);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mrs Adeyemi");
     const auto ops = store.ops(plan);
@@ -287,7 +309,65 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.outgoing_envelopes(plan),
               (std::vector<OutgoingEnvelope>{{id, bytes_of("for the new phone")}}));
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "3");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "4");
+}
+
+TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
+  TempDir dir;
+  const fs::path path = dir / "kith.db";
+  const auto storage_key = crypto::SectionKey::generate();
+  const PlanId plan = PlanId::random();
+  const PlanId other = PlanId::random();
+  StoredOp op1 = make_op(plan, 1);
+  op1.server_seq = 5;
+
+  create_version3_file(path, storage_key);
+  {
+    RawDb raw(path);
+    for (const PlanId& p : {plan, other}) {
+      raw.rows("INSERT INTO plans (plan_id, title_sealed) VALUES (?1, ?2)",
+               {Bytes(p.bytes().begin(), p.bytes().end()),
+                crypto::seal(storage_key, crypto::as_bytes("Care plan of Mr Haddad"),
+                             documented_ad("plans", p, {}))});
+    }
+    const Bytes plan_bytes(plan.bytes().begin(), plan.bytes().end());
+    raw.rows(
+        "INSERT INTO ops (plan_id, op_id, section, author, author_seq, server_seq, header, "
+        "body) VALUES (?1, ?2, ?3, ?4, ?5, 5, ?6, ?7)",
+        {plan_bytes, Bytes(op1.op_id.bytes().begin(), op1.op_id.bytes().end()), op1.section,
+         Bytes(op1.author.bytes().begin(), op1.author.bytes().end()),
+         static_cast<std::int64_t>(op1.author_seq), op1.header, op1.body});
+    raw.rows("INSERT INTO outgoing_envelopes (plan_id, envelope) VALUES (?1, ?2)",
+             {plan_bytes, bytes_of("for the tablet")});
+    raw.rows("INSERT INTO cursors (plan_id, server_seq) VALUES (?1, 9)", {plan_bytes});
+  }
+  ASSERT_EQ(RawDb(path).scalar("PRAGMA user_version"), "3");
+
+  {
+    LocalStore store(path, storage_key);
+    EXPECT_EQ(store.schema_version(), 4);
+    ASSERT_EQ(store.plans().size(), 2u);
+    const auto ops = store.ops(plan);
+    ASSERT_EQ(ops.size(), 1u);
+    expect_same_op(ops[0], op1);
+    EXPECT_EQ(store.outgoing_envelopes(plan).size(), 1u);
+    // The cursor is kept; no digests yet: the sync engine computes them from the ops.
+    EXPECT_EQ(store.cursor(plan), 9u);
+    EXPECT_EQ(store.digest_seq(plan), 0u);
+    EXPECT_TRUE(store.section_digests(plan).empty());
+
+    // What version 4 adds works on the migrated file, with the cursor row there or not.
+    SectionDigest d;
+    d.add(op_hash(op1.header, op1.body));
+    store.put_section_digests(plan, 9, {{"notes", d}});
+    EXPECT_EQ(store.cursor(plan), 9u);
+    EXPECT_EQ(store.digest_seq(plan), 9u);
+    EXPECT_EQ(store.section_digests(plan), (std::vector<StoredSectionDigest>{{"notes", d}}));
+    store.put_section_digests(other, 3, {{"health", d}});
+    EXPECT_EQ(store.cursor(other), 0u);
+    EXPECT_EQ(store.digest_seq(other), 3u);
+  }
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "4");
 }
 
 TEST(LocalStoreMigration, MigratedFileHasTheSameSchemaAsANewOne) {
@@ -298,10 +378,13 @@ TEST(LocalStoreMigration, MigratedFileHasTheSameSchemaAsANewOne) {
   { LocalStore migrated(dir / "v1.db", storage_key); }
   create_version2_file(dir / "v2.db", storage_key);
   { LocalStore migrated(dir / "v2.db", storage_key); }
+  create_version3_file(dir / "v3.db", storage_key);
+  { LocalStore migrated(dir / "v3.db", storage_key); }
   // If this fails, either a released step changed (never change one: add a step) or a frozen
   // fixture above was edited.
   EXPECT_EQ(describe_schema(dir / "v1.db"), describe_schema(dir / "fresh.db"));
   EXPECT_EQ(describe_schema(dir / "v2.db"), describe_schema(dir / "fresh.db"));
+  EXPECT_EQ(describe_schema(dir / "v3.db"), describe_schema(dir / "fresh.db"));
 }
 
 TEST(LocalStoreMigration, NewerSchemaIsRefusedAndTheFileIsUntouched) {
@@ -378,7 +461,7 @@ TEST(LocalStoreMigration, MissingFolderGivesAClearError) {
 TEST(LocalStoreMigration, NewStoreIsAtTheCurrentVersionInWalMode) {
   TempDir dir;
   const fs::path path = dir / "kith.db";
-  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 3); }
+  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 4); }
   RawDb raw(path);
   EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(kApplicationId));

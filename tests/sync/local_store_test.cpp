@@ -373,6 +373,36 @@ TEST_F(LocalStoreTest, TruncatedMembershipTakesNewEntriesFromThere) {
   EXPECT_EQ(store().membership(plan_).size(), 3u);
 }
 
+TEST_F(LocalStoreTest, SectionDigestsKeepTheirSequenceAndSurviveReopen) {
+  EXPECT_EQ(store().digest_seq(plan_), 0u);
+  EXPECT_TRUE(store().section_digests(plan_).empty());
+  SectionDigest health, notes;
+  health.add(crypto::blake2b(crypto::as_bytes("op 1")));
+  notes.add(crypto::blake2b(crypto::as_bytes("op 2")));
+  {
+    auto tx = store().begin();
+    store().set_cursor(plan_, 2);
+    store().put_section_digests(plan_, 2, {{"notes", notes}, {"health", health}});
+    tx.commit();
+  }
+  health.add(crypto::blake2b(crypto::as_bytes("op 3")));
+  store().put_section_digests(plan_, 3, {{"health", health}});  // notes keeps its digest
+  reopen();
+  EXPECT_EQ(store().cursor(plan_), 2u);  // the digests never move the cursor
+  EXPECT_EQ(store().digest_seq(plan_), 3u);
+  EXPECT_EQ(store().section_digests(plan_),
+            (std::vector<StoredSectionDigest>{{"health", health}, {"notes", notes}}));
+  store().clear_section_digests(plan_);
+  EXPECT_EQ(store().digest_seq(plan_), 0u);
+  EXPECT_TRUE(store().section_digests(plan_).empty());
+  EXPECT_EQ(store().cursor(plan_), 2u);
+  expect_sync_error(
+      [&] {
+        store().put_section_digests(PlanId::random(), 1, {{"health", health}});
+      },
+      SyncErrorCode::kStore);
+}
+
 TEST_F(LocalStoreTest, PlansKeepTheirOrderAndTitlesChange) {
   const PlanId second = PlanId::random();
   store().put_plan(second, "second");
@@ -392,6 +422,7 @@ TEST_F(LocalStoreTest, RemovePlanRemovesEverythingOfIt) {
   store().add_outgoing_envelope(plan_, bytes_of("outgoing"));
   store().put_section_key(plan_, "notes", 1, crypto::SectionKey::generate());
   store().set_cursor(plan_, 5);
+  store().put_section_digests(plan_, 5, {{"notes", SectionDigest{}}});
   store().save_plan_state(plan_, crypto::as_bytes("state"));
   store().remove_plan(plan_);
 
@@ -406,7 +437,7 @@ TEST_F(LocalStoreTest, RemovePlanRemovesEverythingOfIt) {
   EXPECT_FALSE(store().load_plan_state(plan_));
   RawDb raw(path());
   for (const char* table : {"ops", "outbox", "membership", "envelopes", "outgoing_envelopes",
-                            "section_keys", "cursors", "plan_states", "plans"}) {
+                            "section_keys", "cursors", "section_digests", "plan_states", "plans"}) {
     EXPECT_EQ(raw.scalar(std::string("SELECT count(*) FROM ") + table), "0") << table;
   }
 }

@@ -1,12 +1,18 @@
 // The sync byte layouts (op header and body, op hash, chain heads, membership entries, section
-// key context) checked against tests/vectors/ops.json and membership.json, which
-// tests/vectors/generate.py writes from docs/PROTOCOL.md independently of this code.
+// key context, section checksums) checked against tests/vectors/ops.json, membership.json and
+// section_digests.json, which tests/vectors/generate.py writes from docs/PROTOCOL.md
+// independently of this code.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
 
 #include "kith/sync/chain.hpp"
 #include "kith/sync/key_ring.hpp"
 #include "kith/sync/membership.hpp"
 #include "kith/sync/op.hpp"
+#include "kith/sync/section_digest.hpp"
 #include "support/vectors.hpp"
 
 namespace kith::sync {
@@ -84,6 +90,42 @@ TEST(SyncVectors, MembershipEntriesReplay) {
   auto ik = invite_key_from_secret(hex_field(doc, "invite_secret"));
   auto invite = MembershipEntry::parse(hex_field(doc.at("cases")[1], "entry"));
   EXPECT_EQ(crypto::to_hex(ik.public_key().bytes()), crypto::to_hex(invite.invite_key));
+}
+
+TEST(SyncVectors, SectionChecksums) {
+  auto doc = test::load_json(test::own_vector_path("section_digests.json"));
+  EXPECT_EQ(crypto::to_hex(SectionDigest{}.digest), doc.at("empty_digest"));
+  ASSERT_EQ(doc.at("cases").size(), 2u);
+  for (const auto& c : doc.at("cases")) {
+    SCOPED_TRACE(c.at("note").get<std::string>());
+    // The ops in server order: each section's digest moves on with its own ops only.
+    std::map<std::string, SectionDigest> sums;
+    for (const auto& op : c.at("ops")) {
+      OpHash hash{};
+      Bytes bytes = hex_field(op, "op_hash");
+      ASSERT_EQ(bytes.size(), hash.size());
+      std::copy(bytes.begin(), bytes.end(), hash.begin());
+      SectionDigest& d = sums[op.at("section").get<std::string>()];
+      const crypto::Hash before = d.digest;
+      d.add(hash);
+      EXPECT_EQ(crypto::to_hex(d.digest), op.at("digest"));
+      EXPECT_EQ(next_section_digest(before, hash), d.digest);
+    }
+    ASSERT_EQ(sums.size(), c.at("checksums").size());
+    for (const auto& sum : c.at("checksums")) {
+      const SectionDigest& d = sums.at(sum.at("section").get<std::string>());
+      EXPECT_EQ(d.op_count, sum.at("op_count").get<std::uint64_t>());
+      EXPECT_TRUE(d.matches(sum.at("op_count").get<std::uint64_t>(), hex_field(sum, "digest")));
+      // One bit, one op more or less, or a byte short is another checksum.
+      Bytes other = hex_field(sum, "digest");
+      other[31] ^= 0x80;
+      EXPECT_FALSE(d.matches(d.op_count, other));
+      EXPECT_FALSE(d.matches(d.op_count + 1, hex_field(sum, "digest")));
+      other = hex_field(sum, "digest");
+      other.pop_back();
+      EXPECT_FALSE(d.matches(d.op_count, other));
+    }
+  }
 }
 
 }  // namespace

@@ -427,6 +427,35 @@ def gen_membership():
           section_key_context=context.hex())
 
 
+# --- Server: section checksums (docs/PROTOCOL.md, "Section checksums") ----------------------
+
+
+def next_section_digest(previous, h):
+    label = b"kith/v1/section-digest"
+    return hashlib.blake2b(bytes([len(label)]) + label + previous + h, digest_size=32).digest()
+
+
+def gen_section_digests():
+    """Ops of a plan in server order; per section, the running digest and the final checksum."""
+    plans = [("one op", ["health"]),
+             ("three sections interleaved in server order",
+              ["health", "notes", "health", "risk", "health", "notes"])]
+    cases = []
+    for n, (note, sections) in enumerate(plans):
+        digests, counts, ops = {}, {}, []
+        for seq, section in enumerate(sections, start=1):
+            h = fixed("section digest case %d op %d" % (n, seq))
+            digests[section] = next_section_digest(digests.get(section, bytes(32)), h)
+            counts[section] = counts.get(section, 0) + 1
+            ops.append({"server_seq": seq, "section": section, "op_hash": h.hex(),
+                        "digest": digests[section].hex()})
+        checksums = [{"section": s, "op_count": counts[s], "digest": digests[s].hex()}
+                     for s in sorted(digests)]
+        cases.append({"note": note, "ops": ops, "checksums": checksums})
+    write("section_digests.json", "docs/PROTOCOL.md, Server: Section checksums", cases,
+          empty_digest=bytes(32).hex())
+
+
 if __name__ == "__main__":
     gen_signatures()
     gen_sealed_content()
@@ -437,3 +466,4 @@ if __name__ == "__main__":
     gen_key_files()
     gen_ops()
     gen_membership()
+    gen_section_digests()

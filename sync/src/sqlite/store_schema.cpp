@@ -103,10 +103,26 @@ CREATE TABLE outgoing_envelopes (
 CREATE INDEX outgoing_envelopes_by_plan ON outgoing_envelopes (plan_id, id);
 )sql";
 
+// Version 4: per section, the checksum of the ops received from the server (docs/PROTOCOL.md,
+// "Section checksums"), written with the cursor, and the server sequence it is at. A plan of an
+// older file starts at digest_seq 0: the sync engine computes its digests from the stored ops
+// when it loads the plan (the store does not hash ops).
+constexpr const char* kSchema4 = R"sql(
+ALTER TABLE cursors ADD COLUMN digest_seq INTEGER NOT NULL DEFAULT 0 CHECK (digest_seq >= 0);
+CREATE TABLE section_digests (
+  plan_id  BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  section  TEXT NOT NULL,
+  op_count INTEGER NOT NULL CHECK (op_count >= 0),
+  digest   BLOB NOT NULL CHECK (length(digest) = 32),
+  PRIMARY KEY (plan_id, section)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "envelopes table; explicit outbox order", kSchema2},
     {3, "outgoing envelopes table", kSchema3},
+    {4, "section digests with the cursor", kSchema4},
 };
 
 }  // namespace

@@ -124,6 +124,8 @@ class ChainVerifier {
 
   // Highest accepted sequence number of a chain (0 if none).
   std::uint64_t accepted_seq(const ChainKey& chain) const;
+  // Whether op `seq` of `chain` is accepted and hashes to `hash` (an op received again).
+  bool holds(const ChainKey& chain, std::uint64_t seq, const OpHash& hash) const;
   std::size_t pending_ops() const;
   // The ids of the ops waiting for a head.
   std::set<OpId> pending_op_ids() const;

@@ -22,6 +22,15 @@
 // longer allowed is dropped with a kProblem event, together with the envelopes it made. So is an
 // entry the server refuses that comes out the same when made again.
 //
+// Per section, the engine keeps a checksum of the ops it received from the server, in server
+// order (docs/PROTOCOL.md, "Section checksums"), stored with the cursor. At the end of each
+// catch-up it compares those of the sections it may read with the server's: a server that
+// dropped, reordered or withheld an op is reported (kProblem, kChecksumMismatch, naming the
+// section) and the plan is fetched again from the start, once; if the checksums still differ
+// after that, it is reported as kServerDiverged and not retried. Merging is idempotent, so
+// fetching again is safe. A section granted to this device after its cursor passed older ops of
+// it differs for that reason alone; it is fetched again the same way, without a report.
+//
 // Events (record changed, conflict, problem, progress, acked) go to the sink set with
 // `on_event`, synchronously, from the thread calling into the engine.
 //
@@ -35,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,7 +77,8 @@ struct SyncEvent {
   enum class Kind {
     kRecordChanged,  // record (field empty: created or deleted)
     kConflict,       // record, field: concurrent edits now wait for a person
-    kProblem,        // code, message: an op, head, entry or envelope was refused
+    kProblem,        // code, message: an op, head, entry or envelope was refused, or a
+                     // section's checksum differs from the server's
     kProgress,       // server_seq: applied up to here (more: another batch follows)
     kAcked,          // count: ops the server stored
   };
@@ -182,6 +193,12 @@ class SyncEngine {
   std::vector<kith::v1::ClientMessage> handle_ack(const kith::v1::PushAck& ack,
                                                   std::uint64_t request_id);
   void handle_error(const kith::v1::ServerMessage& message);
+  // engine_checksums.cpp
+  void save_digests(Plan& p);
+  void refold_digests(Plan& p);
+  std::set<Section> readable_sections(const Plan& p) const;
+  std::vector<kith::v1::ClientMessage> check_checksums(Plan& p,
+                                                       const kith::v1::CatchUpComplete& done);
   void emit(const SyncEvent& e) const {
     if (sink_) sink_(e);
   }

@@ -28,6 +28,9 @@ enum class SyncErrorCode {
   kInvalidField,       // a typed record field with a value of the wrong kind
   kStore,              // the local database failed or is damaged
   kSchemaTooNew,       // the local database was written by a newer version
+  kChecksumMismatch,   // a section's checksum from the server differs from what the device
+                       // received; the device fetches the plan again from the start
+  kServerDiverged,     // it still differs after fetching everything again; not retried
 };
 
 std::string_view sync_error_code_name(SyncErrorCode code) noexcept;

@@ -1,7 +1,7 @@
 // The device's local store: one SQLite file holding the plans on this device, their ops (as
 // received or authored), the outbox of ops not yet acknowledged, the membership log, envelopes
-// (received, and made here but not yet stored by the server), section keys, the sync cursor and
-// the materialised plan state.
+// (received, and made here but not yet stored by the server), section keys, the sync cursor with
+// the section digests it reaches, and the materialised plan state.
 //
 // The store deals in opaque bytes plus ids: it neither parses nor verifies ops, membership
 // entries or envelopes (that is the merge engine's and the membership log's work). Ops, entries
@@ -39,6 +39,7 @@
 #include "kith/crypto/aead.hpp"
 #include "kith/crypto/secret.hpp"
 #include "kith/sync/ids.hpp"
+#include "kith/sync/section_digest.hpp"
 
 namespace kith::sync {
 
@@ -76,10 +77,18 @@ struct OutgoingEnvelope {
   friend bool operator==(const OutgoingEnvelope&, const OutgoingEnvelope&) = default;
 };
 
+// One section's checksum as this device computed it over the ops it received from the server.
+struct StoredSectionDigest {
+  std::string section;
+  SectionDigest digest;
+
+  friend bool operator==(const StoredSectionDigest&, const StoredSectionDigest&) = default;
+};
+
 class LocalStore {
  public:
   // The schema this version writes; files from older versions are migrated to it on open.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens the store at `path`, creating it (mode 0600) when missing; WAL mode, synchronous=FULL,
   // foreign keys on; migrates an older schema, each step in its own transaction. Throws
@@ -135,7 +144,7 @@ class LocalStore {
   // In the order they were first put.
   std::vector<std::pair<PlanId, std::string>> plans() const;
   bool has_plan(const PlanId& plan) const;
-  // Removes the plan and everything stored for it (ops, outbox, keys, state, cursor).
+  // Removes the plan and everything stored for it (ops, outbox, keys, state, cursor, digests).
   void remove_plan(const PlanId& plan);
 
   // Every write below for a plan that has not been put throws kStore ("put_plan comes first");
@@ -201,6 +210,21 @@ class LocalStore {
   // --- Cursor: the last server sequence applied, per plan; 0 before the first. ---
   void set_cursor(const PlanId& plan, std::uint64_t server_seq);
   std::uint64_t cursor(const PlanId& plan) const;
+
+  // --- Section digests: per section, the checksum (docs/PROTOCOL.md, "Section checksums") of
+  // the ops this device received from the server with a server sequence up to `digest_seq`. The
+  // sync engine writes them in the transaction that moves the cursor. ---
+  // Sets `digest_seq` and replaces the digest of each section in `changed`; other sections keep
+  // theirs.
+  void put_section_digests(const PlanId& plan, std::uint64_t digest_seq,
+                           const std::vector<StoredSectionDigest>& changed);
+  // Forgets every section digest of the plan and sets `digest_seq` to 0 (a full re-fetch).
+  void clear_section_digests(const PlanId& plan);
+  // Ordered by section.
+  std::vector<StoredSectionDigest> section_digests(const PlanId& plan) const;
+  // 0 before the first digest, and for a plan stored before schema version 4 (the engine then
+  // computes the digests again from the stored ops).
+  std::uint64_t digest_seq(const PlanId& plan) const;
 
   // --- Materialised plan state (opaque plaintext from the merge engine), sealed. ---
   void save_plan_state(const PlanId& plan, ByteView plaintext);
