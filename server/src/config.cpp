@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -16,10 +17,30 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// The value after `=`: a quoted one ends at its closing quote; in an unquoted one, `#` after
+// a space or tab starts a comment, as it does at the start of a line (`threads = 4  # cores`).
+// nullopt for an opening quote without its closing one, or text after it.
+std::optional<std::string> parse_value(const std::string& text) {
+  std::string v = trim(text);
+  if (!v.empty() && (v.front() == '"' || v.front() == '\'')) {
+    auto close = v.find(v.front(), 1);
+    if (close == std::string::npos) return std::nullopt;
+    std::string rest = trim(v.substr(close + 1));
+    if (!rest.empty() && rest.front() != '#') return std::nullopt;
+    return v.substr(1, close - 1);
+  }
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    if (v[i] == '#' && (v[i - 1] == ' ' || v[i - 1] == '\t')) return trim(v.substr(0, i));
+  }
+  return v;
+}
+
 // key = value lines.
 std::vector<std::pair<std::string, std::string>> read_file(const std::filesystem::path& path) {
+  std::error_code ec;
   std::ifstream in(path);
-  if (!in) {
+  // A directory opens for reading on Linux and reads as nothing: say so rather than ignore it.
+  if (!in || std::filesystem::is_directory(path, ec)) {
     throw ConfigError("cannot read the config file " + path.string() +
                       "; check the path given to --config (or KITH_CONFIG)");
   }
@@ -36,12 +57,14 @@ std::vector<std::pair<std::string, std::string>> read_file(const std::filesystem
                         ": expected `key = value`, got `" + t + "`");
     }
     std::string key = trim(t.substr(0, eq));
-    std::string value = trim(t.substr(eq + 1));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
-        value.back() == value.front()) {
-      value = value.substr(1, value.size() - 2);
+    auto value = parse_value(t.substr(eq + 1));
+    if (!value) {
+      throw ConfigError("config file " + path.string() + " line " + std::to_string(n) +
+                        ": a quoted value must end with its closing quote, with at most a "
+                        "comment after it; got `" +
+                        t + "`");
     }
-    items.emplace_back(key, value);
+    items.emplace_back(key, *value);
   }
   return items;
 }
@@ -105,6 +128,9 @@ ConfigResult parse_config(const std::vector<std::string>& args, char** env) {
   std::vector<std::string> cmdline(args.begin() + (args.empty() ? 0 : 1), args.end());
   {
     std::vector<std::string> rev(cmdline.rbegin(), cmdline.rend());
+    // Extras are collected and reported here: CLI11 would list them as it holds them, reversed
+    // ("not expected: 2 --bogus" for `--bogus 2`).
+    app.allow_extras();
     try {
       app.parse(rev);
     } catch (const CLI::Success& e) {
@@ -114,6 +140,13 @@ ConfigResult parse_config(const std::vector<std::string>& args, char** env) {
     } catch (const CLI::Error& e) {
       throw ConfigError(std::string(e.what()) + " (run kithd --help for the options)");
     }
+    if (!app.remaining().empty()) {
+      std::string extras;
+      for (const auto& a : app.remaining()) extras += (extras.empty() ? "" : " ") + a;
+      throw ConfigError("unknown option or stray argument on the command line: `" + extras +
+                        "` (run kithd --help for the options)");
+    }
+    app.allow_extras(false);
   }
 
   std::map<std::string, std::string> env_vars;
@@ -124,11 +157,22 @@ ConfigResult parse_config(const std::vector<std::string>& args, char** env) {
   }
   if (config_file.empty() && env_vars.count("KITH_CONFIG")) config_file = env_vars["KITH_CONFIG"];
 
-  // Pass 2: file, then environment, then flags; the last value of an option wins.
+  // Pass 2: file, then environment, then flags; the last value of an option wins. Each value
+  // from the file or the environment is first parsed alone, so that a bad one is reported
+  // with where it came from (the command line was checked in pass 1).
   std::vector<std::string> merged;
   auto known = [&](const std::string& key) {
     return key != "config" && key != "help" && key != "version" &&
            app.get_option_no_throw("--" + key) != nullptr;
+  };
+  auto check_alone = [&](const std::string& arg, const std::string& where) {
+    app.clear();
+    std::vector<std::string> one{arg};
+    try {
+      app.parse(one);
+    } catch (const CLI::Error& e) {
+      throw ConfigError(where + ": " + e.what() + " (run kithd --help for the options)");
+    }
   };
   if (!config_file.empty()) {
     for (const auto& [key, value] : read_file(config_file)) {
@@ -137,13 +181,17 @@ ConfigResult parse_config(const std::vector<std::string>& args, char** env) {
                           "` (keys are the long option names, e.g. listen, data, threads)");
       }
       merged.push_back("--" + key + "=" + value);
+      check_alone(merged.back(), "config file " + config_file + ", `" + key + " = " + value + "`");
     }
   }
   for (const CLI::Option* opt : app.get_options()) {
     std::string key = opt->get_single_name();
     if (!known(key)) continue;
     auto it = env_vars.find(env_name(key));
-    if (it != env_vars.end()) merged.push_back("--" + key + "=" + it->second);
+    if (it != env_vars.end()) {
+      merged.push_back("--" + key + "=" + it->second);
+      check_alone(merged.back(), "environment variable " + it->first + "=" + it->second);
+    }
   }
   merged.insert(merged.end(), cmdline.begin(), cmdline.end());
   app.clear();

@@ -2,9 +2,11 @@
 //
 // A flag overrides the environment, which overrides the file (--config FILE or KITH_CONFIG).
 // The file has one `key = value` per line (the flag's name without dashes; `#` starts a
-// comment; values may be quoted). An unknown key in the file, a bad value from any source, or a
-// contradiction (--dev-cert with --tls-cert) is refused before the server starts, with a
-// message naming the setting and where it came from.
+// comment, at the start of a line or after a space; values may be quoted, to hold ` #`). An
+// unknown key in the file, a bad value from any source, or a contradiction (--dev-cert with
+// --tls-cert) is refused before the server starts, with a message naming the setting and where
+// it came from. A KITH_* variable that names no setting is ignored, not refused: scripts and
+// other Kith tools use the prefix too (KITH_PRESET, ...).
 #pragma once
 
 #include <cstddef>

@@ -2,6 +2,7 @@
 // advanced_server_flex and websocket chat-multi examples: a strand per connection,
 // shared_from_this in every handler, one write in flight, a bounded outbound queue, and every
 // handler's error going through one fail() that treats normal endings as normal.
+#include <google/protobuf/io/coded_stream.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/signal_set.hpp>
@@ -49,6 +50,18 @@ std::uint64_t now_ms() {
 }
 
 std::string as_string(crypto::ByteView b) { return std::string(b.begin(), b.end()); }
+
+// The request_id of an encoded ClientMessage, read from its first field without decoding the
+// rest, for the Error that refuses a frame that is not decoded (over the rate) or does not pass
+// the decoder, so a client with several requests in flight knows which one to send again.
+// Encoders write field 1 first; otherwise (or for garbage) 0.
+std::uint64_t peek_request_id(const std::string& frame) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const std::uint8_t*>(frame.data()),
+                                            static_cast<int>(frame.size()));
+  std::uint64_t id = 0;
+  if (in.ReadTag() == ((1u << 3) | 0u) && in.ReadVarint64(&id)) return id;
+  return 0;
+}
 
 // Normal ways for a connection to end are not worth an error line.
 bool normal_end(beast::error_code ec) {
@@ -198,7 +211,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
         return begin_close(websocket::close_code::policy_error,
                            "RATE_LIMITED: too many requests; slow down and reconnect");
       }
-      auto err = sync::wire::make_error(0, ErrorCode::RATE_LIMITED,
+      auto err = sync::wire::make_error(peek_request_id(frame), ErrorCode::RATE_LIMITED,
                                         "too many requests on this connection; wait and retry");
       err.mutable_error()->set_retry_after_ms(retry_after_ms());
       reject_stats("RATE_LIMITED");
@@ -206,7 +219,8 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     } else {
       auto in = sync::wire::decode_client(crypto::as_bytes(frame), shared_->limits);
       if (!in) {
-        send_error(0, sync::wire::wire_error_code(in.error().code), in.error().message);
+        send_error(peek_request_id(frame), sync::wire::wire_error_code(in.error().code),
+                   in.error().message);
       } else {
         handle(in.value());
       }

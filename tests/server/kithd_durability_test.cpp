@@ -1,0 +1,118 @@
+// Durability through a real kithd: kill -9 while pushes are in flight loses no acknowledged op
+// and stores none twice. (kithd_sync_test.cpp has the case where every push was acknowledged
+// before the kill.)
+#include <iostream>
+#include <set>
+
+#include "kithd_test_fixture.hpp"
+
+namespace kith::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+}
+
+class UnthrottledKithd : public KithdTest {
+  KithdOptions options() override {
+    KithdOptions o;
+    o.args = {"--requests-per-second", "100000", "--request-burst", "1000000"};
+    return o;
+  }
+};
+
+TEST_F(UnthrottledKithd, AcknowledgedOpsSurviveKill9MidStream) {
+  owner_with_plan();
+  auto f = forge(*owner);
+  client::Connection& conn = *owner->conn;
+
+  // One chain in `risk`, pushed one op per request, many requests in flight.
+  std::vector<sync::Op> sent;
+  std::map<std::uint64_t, std::string> in_flight;  // request id -> op id
+  std::map<std::string, std::uint64_t> acked;      // op id -> server_seq
+  std::uint64_t next_id = 1000;
+  auto push_next = [&] {
+    const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
+    sent.push_back(f.op("risk", sent.size() + 1, prev));
+    auto m = f.push({sent.back()});
+    m.set_request_id(++next_id);
+    in_flight[next_id] = str(sync::OpHeader::parse(sent.back().header).op_id.bytes());
+    conn.send(m);
+  };
+  auto take = [&](const kith::v1::ServerMessage& m) {
+    if (!in_flight.count(m.request_id())) return;
+    ASSERT_TRUE(m.has_push_ack()) << m.DebugString();
+    for (const auto& a : m.push_ack().acked()) acked[a.op_id()] = a.server_seq();
+    in_flight.erase(m.request_id());
+  };
+
+  // A steady stream with 64 requests in flight, until 300 ops are acknowledged.
+  const auto t0 = Clock::now();
+  while (acked.size() < 300 && since(t0) < 8s) {
+    while (in_flight.size() < 64) push_next();
+    auto m = conn.receive(5s);
+    ASSERT_TRUE(m.has_value()) << "no answer with " << in_flight.size() << " pushes in flight";
+    take(*m);
+    if (HasFatalFailure()) return;
+  }
+  ASSERT_GE(acked.size(), 300u);
+  // Another burst, and kill -9 while it is being committed.
+  for (int i = 0; i < 200; ++i) push_next();
+  server->kill9();
+  // Acks that left the server before it died count: they were sent after their commit.
+  try {
+    while (auto m = conn.receive(1s)) take(*m);
+  } catch (const client::TransportError&) {
+  }
+  ASSERT_FALSE(in_flight.empty()) << "every push was acknowledged before the kill; nothing "
+                                     "was in flight (make the burst larger)";
+
+  server->start();
+  owner->connect(*server);
+  auto c = raw_catch_up(*owner, plan, 0);
+  ASSERT_TRUE(c.complete.has_value());
+  std::set<std::string> seen;
+  std::vector<sync::OpHeader> chain;
+  std::uint64_t last_seq = 0;
+  for (const auto& d : c.ops) {
+    EXPECT_GT(d.server_seq(), last_seq) << "server sequence numbers out of order";
+    last_seq = d.server_seq();
+    const auto h = sync::OpHeader::parse(crypto::as_bytes(d.op().header()));
+    const std::string id = str(h.op_id.bytes());
+    EXPECT_TRUE(seen.insert(id).second) << "op " << h.op_id.short_hex() << " stored twice";
+    if (auto a = acked.find(id); a != acked.end()) {
+      EXPECT_EQ(d.server_seq(), a->second) << "an acknowledged op changed its sequence number";
+    }
+    if (h.section == sync::Section::parse("risk")) {
+      ASSERT_LE(h.author_seq, sent.size()) << "an op the test never sent";
+      // The chain is unbroken: op n follows op n-1 (its prev is that op's hash).
+      const auto hash =
+          sync::op_hash(crypto::as_bytes(d.op().header()), crypto::as_bytes(d.op().body()));
+      EXPECT_EQ(h.author_seq, chain.size() + 1);
+      EXPECT_EQ(h.prev, chain.empty() ? sync::OpHash{} : sent[chain.size() - 1].hash());
+      EXPECT_EQ(hash, sent[h.author_seq - 1].hash());
+      chain.push_back(h);
+    }
+  }
+  for (const auto& [id, seq] : acked) {
+    EXPECT_TRUE(seen.count(id)) << "acknowledged op at server_seq " << seq << " was lost";
+  }
+  EXPECT_GE(chain.size(), acked.size());
+  EXPECT_LE(chain.size(), sent.size());
+  std::cout << "[          ] pushed " << sent.size() << " ops; " << acked.size()
+            << " acknowledged before kill -9; " << chain.size() << " stored after restart\n";
+
+  // The restarted server continues the chain from what it stored.
+  if (chain.size() < sent.size()) {
+    auto reply = owner->request(f.push({sent[chain.size()]}));
+    EXPECT_TRUE(reply.has_push_ack()) << reply.DebugString();
+  } else {
+    auto reply = owner->request(f.push({f.op("risk", sent.size() + 1, sent.back().hash())}));
+    EXPECT_TRUE(reply.has_push_ack()) << reply.DebugString();
+  }
+}
+
+}  // namespace
+}  // namespace kith::test
