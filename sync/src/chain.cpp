@@ -1,6 +1,7 @@
 #include "kith/sync/chain.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "kith/crypto/error.hpp"
 
@@ -281,39 +282,45 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
 void ChainVerifier::try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out) {
   if (!chain.best_head) return;
   const ChainHead head = *chain.best_head;
-  std::uint64_t from = chain.accepted.size() + 1;
-  // Every op from the accepted tip to the head must be here and linked.
-  for (std::uint64_t seq = from; seq <= head.seq; ++seq) {
-    auto it = chain.pending.find(seq);
-    if (it == chain.pending.end()) {
+  const std::uint64_t from = chain.accepted.size() + 1;
+  // Every op from the accepted tip to the head must be here and linked. One walk along the
+  // pending map (in sequence order) rather than a look-up per sequence number: this runs for
+  // every op received.
+  const OpHash zero{};
+  const OpHash* prev = from == 1 ? &zero : &chain.accepted.back();
+  const auto first = chain.pending.find(from);
+  auto it = first;
+  for (std::uint64_t seq = from; seq <= head.seq; ++seq, ++it) {
+    if (it == chain.pending.end() || it->first != seq) {
       out.problems.push_back({SyncErrorCode::kChainGap, key, seq,
                               where(key, seq) + " is missing (the signed head is at " +
                                   std::to_string(head.seq) + "); waiting for it"});
       return;
     }
-    const OpHash& prev =
-        seq == 1 ? OpHash{}
-                 : (seq == from ? chain.accepted.back() : chain.pending.at(seq - 1).hash);
-    if (it->second.header.prev != prev) {
+    if (it->second.header.prev != *prev) {
       out.problems.push_back({SyncErrorCode::kChainFork, key, seq,
                               where(key, seq) + " does not link to the op before it"});
       op_ids_.erase(it->second.header.op_id);
       chain.pending.erase(it);
       return;
     }
+    prev = &it->second.hash;
   }
-  if (chain.pending.at(head.seq).hash != head.hash) {
+  // The head's own op is the last one walked, `it` is one past it. (pending.at, which throws as
+  // it always did, only for a head that restore() has carried the chain past.)
+  const ParsedOp& tip = head.seq >= from ? std::prev(it)->second : chain.pending.at(head.seq);
+  if (tip.hash != head.hash) {
     out.problems.push_back({SyncErrorCode::kChainFork, key, head.seq,
                             where(key, head.seq) + " does not match its signed head"});
-    op_ids_.erase(chain.pending.at(head.seq).header.op_id);
+    op_ids_.erase(tip.header.op_id);
     chain.pending.erase(head.seq);
     return;
   }
-  for (std::uint64_t seq = from; seq <= head.seq; ++seq) {
-    auto node = chain.pending.extract(seq);
-    chain.accepted.push_back(node.mapped().hash);
-    out.accepted.push_back(std::move(node.mapped()));
+  for (auto op = first; op != it; ++op) {
+    chain.accepted.push_back(op->second.hash);
+    out.accepted.push_back(std::move(op->second));
   }
+  chain.pending.erase(first, it);
   chain.best_head.reset();
 }
 
