@@ -165,12 +165,7 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
                                        const std::vector<SignedHead>& heads) {
   ChainOutcome out;
   out.accepted.reserve(ops.size());
-  // The id table grows fourfold at a time rather than twofold. Growing walks every node in
-  // bucket order, that is in random order in memory, and at twofold growth those walks were a
-  // fifth of the cost of verifying a catch-up's chains (at most 4 buckets, 32 bytes, per id).
-  if (op_ids_.size() + ops.size() > op_ids_.bucket_count()) {  // max_load_factor() is 1
-    op_ids_.reserve(std::max<std::size_t>(4 * op_ids_.size(), op_ids_.size() + ops.size()));
-  }
+  op_ids_.reserve(op_ids_.size() + ops.size());
   std::set<ChainKey> touched;
   Chain* last_chain = nullptr;  // stays valid: std::map nodes do not move
   const ChainKey* last_key = nullptr;
@@ -186,7 +181,7 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
     // One look-up for the id: a new id goes in now and comes out again if the op is refused.
     auto [seen, new_id] = op_ids_.try_emplace(header.op_id, op.hash);
     if (!new_id) {
-      if (seen->second == op.hash) {
+      if (*seen == op.hash) {
         ++out.duplicates;
       } else {
         ChainKey key{header.author, header.section};
@@ -207,7 +202,7 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
     const std::uint64_t seq = header.author_seq;
     if (seq <= chain.accepted.size()) {
       // An op id we have not seen at a position already filled: a second history.
-      op_ids_.erase(seen);
+      op_ids_.erase(header.op_id);
       out.problems.push_back({SyncErrorCode::kChainFork, *last_key, seq,
                               where(*last_key, seq) +
                                   " differs from the one already accepted: the author's "
@@ -216,7 +211,7 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
     }
     // try_emplace leaves `op` alone when the position is taken.
     if (!chain.pending.try_emplace(seq, std::move(op)).second) {
-      op_ids_.erase(seen);
+      op_ids_.erase(header.op_id);
       out.problems.push_back({SyncErrorCode::kChainFork, *last_key, seq,
                               where(*last_key, seq) +
                                   " arrived in two different versions: the author's history "

@@ -44,7 +44,7 @@ FixedId<N, Tag> FixedId<N, Tag>::random() {
   return id;
 }
 
-std::size_t keyed_id_hash(ByteView bytes) noexcept {
+std::uint64_t keyed_id_hash(ByteView bytes) noexcept {
   static const auto key = [] {
     std::array<unsigned char, crypto_shorthash_KEYBYTES> k{};
     crypto::random_fill(k.data(), k.size());
@@ -52,7 +52,7 @@ std::size_t keyed_id_hash(ByteView bytes) noexcept {
   }();
   unsigned char out[crypto_shorthash_BYTES];
   crypto_shorthash(out, bytes.data(), bytes.size(), key.data());
-  std::size_t h = 0;
+  std::uint64_t h = 0;
   std::memcpy(&h, out, sizeof h);
   return h;
 }

@@ -125,9 +125,9 @@ RecordView PlanState::view(const RecordId& id, const Record& r) const {
 }
 
 std::optional<RecordView> PlanState::record(const RecordId& id) const {
-  auto it = records_.find(id);
-  if (it == records_.end() || !it->second.create) return std::nullopt;
-  return view(id, it->second);
+  const Record* r = records_.find(id);
+  if (!r || !r->create) return std::nullopt;
+  return view(id, *r);
 }
 
 std::vector<RecordId> PlanState::sorted_ids() const {
@@ -142,7 +142,7 @@ std::vector<RecordView> PlanState::records(const std::optional<Section>& section
                                            bool include_deleted) const {
   std::vector<RecordView> out;
   for (const RecordId& id : sorted_ids()) {
-    const Record& r = records_.at(id);
+    const Record& r = *records_.find(id);
     if (!r.create || (section && r.create->section != *section)) continue;
     RecordView v = view(id, r);
     if (v.deleted && !include_deleted) continue;
@@ -163,9 +163,9 @@ std::vector<Conflict> PlanState::conflicts() const {
 
 std::vector<Conflict> PlanState::conflicts(const RecordId& id) const {
   std::vector<Conflict> out;
-  auto it = records_.find(id);
-  if (it == records_.end() || !it->second.create) return out;
-  const Record& r = it->second;
+  const Record* found = records_.find(id);
+  if (!found || !found->create) return out;
+  const Record& r = *found;
   for (const auto& [name, field] : r.fields) {
     auto cands = current(*r.create, field);
     if (cands.size() > 1) out.push_back({id, name, std::move(cands)});
@@ -174,22 +174,22 @@ std::vector<Conflict> PlanState::conflicts(const RecordId& id) const {
 }
 
 bool PlanState::in_conflict(const RecordId& id, std::string_view field) const {
-  auto it = records_.find(id);
-  if (it == records_.end() || !it->second.create) return false;
-  auto f = it->second.fields.find(field);
-  if (f == it->second.fields.end()) return false;
-  refresh(*it->second.create, f->second);
+  const Record* r = records_.find(id);
+  if (!r || !r->create) return false;
+  auto f = r->fields.find(field);
+  if (f == r->fields.end()) return false;
+  refresh(*r->create, f->second);
   return f->second.current.size() > 1;
 }
 
 std::vector<VersionId> PlanState::current_versions(const RecordId& id,
                                                    std::string_view field) const {
-  auto it = records_.find(id);
-  if (it == records_.end() || !it->second.create) return {};
-  auto f = it->second.fields.find(field);
-  if (f == it->second.fields.end()) return {};
+  const Record* r = records_.find(id);
+  if (!r || !r->create) return {};
+  auto f = r->fields.find(field);
+  if (f == r->fields.end()) return {};
   std::vector<VersionId> out;
-  for (const auto& c : current(*it->second.create, f->second)) out.push_back(c.version);
+  for (const auto& c : current(*r->create, f->second)) out.push_back(c.version);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -200,7 +200,7 @@ Bytes PlanState::canonical() const {
   auto version = [&](const VersionId& v) { w.raw(v.op.bytes()).u16(v.index); };
   w.u8(kStateVersion).u32(static_cast<std::uint32_t>(records_.size()));
   for (const RecordId& id : sorted_ids()) {
-    const Record& r = records_.at(id);
+    const Record& r = *records_.find(id);
     w.raw(id.bytes()).u8(r.create ? 1 : 0);
     if (r.create) {
       const Create& c = *r.create;
@@ -284,7 +284,7 @@ PlanState PlanState::parse(ByteView bytes) {
           ++s.versions_;
         }
       }
-      s.records_.emplace(id, std::move(rec));
+      s.records_.try_emplace(id, std::move(rec));
     }
     r.expect_end();
     return s;

@@ -14,11 +14,11 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "kith/crypto/sign.hpp"
 #include "kith/sync/error.hpp"
+#include "kith/sync/id_map.hpp"
 #include "kith/sync/op.hpp"
 
 namespace kith::sync {
@@ -140,7 +140,7 @@ class ChainVerifier {
 
   PlanId plan_;
   std::map<ChainKey, Chain> chains_;
-  std::unordered_map<OpId, OpHash, IdHash> op_ids_;  // every op id accepted or pending
+  IdMap<OpId, OpHash> op_ids_;  // every op id accepted or pending
 };
 
 }  // namespace kith::sync

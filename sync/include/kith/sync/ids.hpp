@@ -59,12 +59,12 @@ struct DeviceTag;
 // A hash for unordered containers: SipHash-2-4 (libsodium's crypto_shorthash) under a random
 // per-process key, since ids are chosen by clients and a chosen-collision flood must not turn a
 // table into a list.
-std::size_t keyed_id_hash(ByteView bytes) noexcept;
+std::uint64_t keyed_id_hash(ByteView bytes) noexcept;
 
 struct IdHash {
   template <std::size_t N, class Tag>
   std::size_t operator()(const FixedId<N, Tag>& id) const noexcept {
-    return keyed_id_hash(id.bytes());
+    return static_cast<std::size_t>(keyed_id_hash(id.bytes()));
   }
 };
 

@@ -21,9 +21,9 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "kith/sync/id_map.hpp"
 #include "kith/sync/ids.hpp"
 #include "kith/sync/op.hpp"
 
@@ -134,7 +134,7 @@ class PlanState {
 
   std::vector<RecordId> sorted_ids() const;
 
-  std::unordered_map<RecordId, Record, IdHash> records_;  // sorted when read out
+  IdMap<RecordId, Record> records_;  // sorted when read out
   std::size_t versions_ = 0;
 };
 
