@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <string>
+
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/init.hpp"
 #include "kith/crypto/primitives.hpp"
@@ -70,21 +72,35 @@ Bytes seal(const SectionKey& key, ByteView plaintext, ByteView ad) {
 }
 
 std::optional<SecretBytes> open(const SectionKey& key, ByteView sealed, ByteView ad) {
+  if (sealed.size() < kSealedOverhead) return std::nullopt;
+  SecretBytes out(sealed.size() - kSealedOverhead);
+  if (!open_into(key, sealed, ad, {out.data(), out.size()})) return std::nullopt;
+  return out;
+}
+
+std::optional<std::size_t> open_into(const SectionKey& key, ByteView sealed, ByteView ad,
+                                     std::span<std::uint8_t> out) {
   ensure_initialized();
   if (sealed.size() < kSealedOverhead) return std::nullopt;
   ByteView nonce = sealed.first(kNonceSize);
   ByteView commitment = sealed.subspan(kNonceSize, kCommitmentSize);
   ByteView ciphertext = sealed.subspan(kNonceSize + kCommitmentSize);
+  const std::size_t size = ciphertext.size() - kAeadTagSize;
+  if (out.size() < size) {
+    throw KeyFormatError(ErrorCode::kInvalidLength,
+                         "the buffer for an opened message is too short: " +
+                             std::to_string(out.size()) + " bytes for " + std::to_string(size));
+  }
   Commitment expected = commitment_tag(key, nonce, ad, ciphertext);
   if (crypto_verify_32(expected.data(), commitment.data()) != 0) return std::nullopt;
-  SecretBytes out(ciphertext.size() - kAeadTagSize);
   unsigned long long out_len = 0;
+  // libsodium checks the tag before it decrypts: on a bad tag `out` gets no plaintext.
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &out_len, nullptr, ciphertext.data(),
                                                  ciphertext.size(), ad.data(), ad.size(),
                                                  nonce.data(), key.encryption_key_.data()) != 0) {
     return std::nullopt;
   }
-  return out;
+  return size;
 }
 
 }  // namespace kith::crypto

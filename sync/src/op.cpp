@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <array>
+
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/init.hpp"
 #include "kith/sync/error.hpp"
@@ -216,9 +218,25 @@ Op seal_op(const OpHeader& header, const OpBody& body, const crypto::SectionKey&
 }
 
 std::optional<OpBody> open_op(const Op& op, const crypto::SectionKey& key) {
-  auto plain = crypto::open(key, op.body, op.header);
-  if (!plain) return std::nullopt;
-  return OpBody::parse(plain->view());
+  // Nearly every body is a few hundred bytes: those open into a buffer on the stack, wiped once
+  // parsed as a SecretBytes would be on release, instead of a SecretBytes allocated per op.
+  constexpr std::size_t kStackPlaintext = 2048;
+  if (op.body.size() > crypto::kSealedOverhead + kStackPlaintext) {
+    auto plain = crypto::open(key, op.body, op.header);
+    if (!plain) return std::nullopt;
+    return OpBody::parse(plain->view());
+  }
+  std::array<std::uint8_t, kStackPlaintext> plain;
+  std::size_t size = 0;
+  struct Wipe {
+    std::uint8_t* data;
+    const std::size_t& size;
+    ~Wipe() { crypto::secure_wipe(data, size); }
+  } wipe{plain.data(), size};  // also when parsing throws
+  auto opened = crypto::open_into(key, op.body, op.header, plain);
+  if (!opened) return std::nullopt;
+  size = *opened;
+  return OpBody::parse(ByteView(plain.data(), size));
 }
 
 }  // namespace kith::sync

@@ -77,6 +77,24 @@ TEST_F(SealedContent, CommitmentIsCheckedBeforeDecryption) {
             commitment_tag(SectionKey::generate(), nonce, ad, ct));
 }
 
+TEST_F(SealedContent, OpensIntoACallersBuffer) {
+  Bytes out(plaintext.size() + 3, 0xee);
+  auto size = open_into(key, sealed, ad, out);
+  ASSERT_TRUE(size.has_value());
+  EXPECT_EQ(Bytes(out.begin(), out.begin() + static_cast<long>(*size)), plaintext);
+  EXPECT_EQ(out.back(), 0xee);  // nothing written past the plaintext
+
+  Bytes bad = sealed;
+  bad.back() ^= 0x01;  // the Poly1305 tag: the commitment still matches
+  Bytes refused(plaintext.size(), 0);
+  EXPECT_FALSE(open_into(key, bad, ad, refused).has_value());
+  EXPECT_EQ(refused, Bytes(plaintext.size(), 0));  // no plaintext left behind
+  EXPECT_FALSE(open_into(key, ByteView(sealed).first(kSealedOverhead - 1), ad, out).has_value());
+
+  Bytes too_short(plaintext.size() - 1);
+  EXPECT_THROW((void)open_into(key, sealed, ad, too_short), KeyFormatError);
+}
+
 TEST(SealedContentEmpty, SealsAndOpensEmptyPlaintextAndAd) {
   SectionKey key = SectionKey::generate();
   Bytes sealed = seal(key, Bytes{}, Bytes{});

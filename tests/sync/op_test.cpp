@@ -105,6 +105,24 @@ TEST(Op, OpensOnlyWithItsOwnHeaderAndKey) {
   }
 }
 
+// Small bodies open into a buffer on the stack and larger ones into the heap: both ways, at
+// the boundary too, give the body back, and neither opens under another key.
+TEST(Op, OpensBodiesOfEverySize) {
+  auto key = crypto::SectionKey::generate();
+  // The plaintext is the value plus 38 bytes of layout: 2,010 is the largest value on the stack.
+  for (std::size_t value : {0, 100, 2009, 2010, 2011, 2100, 16 * 1024}) {
+    OpBody body;
+    RecordId r = RecordId::random();
+    body.mutations.push_back({Mutation::Kind::kSet, r, "", "text", std::string(value, 'v'), {}});
+    Op op = seal_op(sample_header(), body, key);
+    ASSERT_EQ(op.body.size(), value + 38 + crypto::kSealedOverhead);
+    auto opened = open_op(op, key);
+    ASSERT_TRUE(opened.has_value()) << value;
+    EXPECT_EQ(opened->mutations, body.mutations) << value;
+    EXPECT_FALSE(open_op(op, crypto::SectionKey::generate()).has_value()) << value;
+  }
+}
+
 TEST(Op, HashCoversHeaderAndBody) {
   auto key = crypto::SectionKey::generate();
   Op op = seal_op(sample_header(), sample_body(), key);

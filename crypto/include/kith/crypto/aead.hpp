@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "kith/crypto/bytes.hpp"
 #include "kith/crypto/hash.hpp"
@@ -45,7 +46,8 @@ class SectionKey {
  private:
   explicit SectionKey(const SecretArray<kSectionKeySize>& key);
   friend Bytes seal_with_nonce(const SectionKey&, const Nonce&, ByteView, ByteView);
-  friend std::optional<SecretBytes> open(const SectionKey&, ByteView, ByteView);
+  friend std::optional<std::size_t> open_into(const SectionKey&, ByteView, ByteView,
+                                              std::span<std::uint8_t>);
   friend Commitment commitment_tag(const SectionKey&, ByteView, ByteView, ByteView);
   SecretArray<kSectionKeySize> key_;
   SecretArray<32> encryption_key_;
@@ -60,6 +62,12 @@ Bytes seal_with_nonce(const SectionKey& key, const Nonce& nonce, ByteView plaint
 // The plaintext, or nullopt if anything (nonce, commitment, ciphertext, tag, AD, key) differs
 // from what was sealed or `sealed` is too short.
 std::optional<SecretBytes> open(const SectionKey& key, ByteView sealed, ByteView ad);
+// As open(), into `out` instead of a new SecretBytes, for a caller that opens many small
+// messages into a buffer of its own (which it then wipes): the plaintext's size, or nullopt as
+// open() gives it, with no plaintext left in `out`. Throws KeyFormatError(kInvalidLength) if
+// `out` is shorter than the plaintext (sealed.size() - kSealedOverhead).
+std::optional<std::size_t> open_into(const SectionKey& key, ByteView sealed, ByteView ad,
+                                     std::span<std::uint8_t> out);
 // The commitment tag over (nonce, AD, ciphertext-with-tag), as defined in docs/PROTOCOL.md.
 Commitment commitment_tag(const SectionKey& key, ByteView nonce, ByteView ad, ByteView ciphertext);
 
