@@ -35,6 +35,20 @@ TEST(Ids, OrderIsByteOrder) {
   auto a = OpId::from_bytes(Bytes(16, 1));
   auto b = OpId::from_bytes(Bytes(16, 2));
   EXPECT_LT(a, b);
+  // Unsigned bytes, the first that differs decides, wherever it lies in the id.
+  for (std::size_t at : {0, 7, 8, 15, 31}) {
+    Bytes low(32, 0x7f), high(32, 0x7f);
+    high[at] = 0x80;
+    if (at + 1 < low.size()) low[at + 1] = 0xff;
+    EXPECT_LT(DeviceId::from_bytes(low), DeviceId::from_bytes(high)) << at;
+    EXPECT_GT(DeviceId::from_bytes(high), DeviceId::from_bytes(low)) << at;
+  }
+  for (int i = 0; i < 1000; ++i) {
+    OpId x = OpId::random(), y = OpId::random();
+    if (i % 10 == 0) y = x;
+    Bytes xb(x.bytes().begin(), x.bytes().end()), yb(y.bytes().begin(), y.bytes().end());
+    EXPECT_EQ(x <=> y, xb <=> yb);
+  }
 }
 
 }  // namespace
