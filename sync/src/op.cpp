@@ -164,7 +164,7 @@ OpBody OpBody::parse(ByteView bytes) {
   }
   body.mutations.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    Mutation m;
+    Mutation& m = body.mutations.emplace_back();  // filled in place
     std::uint8_t kind = r.u8();
     if (kind != 1 && kind != 2) malformed("op body has an unknown mutation kind");
     m.kind = static_cast<Mutation::Kind>(kind);
@@ -184,7 +184,6 @@ OpBody OpBody::parse(ByteView bytes) {
         m.seen.push_back(v);
       }
     }
-    body.mutations.push_back(std::move(m));
   }
   r.expect_end();
   return body;

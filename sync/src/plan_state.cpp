@@ -58,9 +58,10 @@ void PlanState::apply(const OpHeader& header, OpBody&& body, const AuthorRights&
       continue;
     }
     Field& field = record.fields[m.field];
+    // The Update is made in the map's node, not moved there.
     auto [it, inserted] = field.versions.try_emplace(
-        version, Update{std::move(m.value), header.clock, header.author, author.account,
-                        author.may_edit_any, header.section, std::move(m.seen)});
+        version, std::move(m.value), header.clock, header.author, author.account,
+        author.may_edit_any, header.section, std::move(m.seen));
     if (!inserted) continue;  // a version is written once: the same op again changes nothing
     ++versions_;
     // Keep the derived sets current without rescanning the field.
