@@ -209,8 +209,7 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
                                   "history was forked"});
       continue;
     }
-    // try_emplace leaves `op` alone when the position is taken.
-    if (!chain.pending.try_emplace(seq, std::move(op)).second) {
+    if (!add_pending(chain, seq, op)) {
       op_ids_.erase(header.op_id);
       out.problems.push_back({SyncErrorCode::kChainFork, *last_key, seq,
                               where(*last_key, seq) +
@@ -274,6 +273,21 @@ ChainOutcome ChainVerifier::add_parsed(std::vector<ParsedOp> ops,
   return out;
 }
 
+bool ChainVerifier::add_pending(Chain& chain, std::uint64_t seq, ParsedOp& op) {
+  // try_emplace leaves `op` alone when the position is taken.
+  if (spare_nodes_.empty()) return chain.pending.try_emplace(seq, std::move(op)).second;
+  Pending::node_type node = std::move(spare_nodes_.back());
+  spare_nodes_.pop_back();
+  node.key() = seq;
+  node.mapped() = std::move(op);
+  // Ops usually arrive in order: the end is the likely place. A node still full was refused.
+  chain.pending.insert(chain.pending.end(), std::move(node));
+  if (!node) return true;
+  op = std::move(node.mapped());
+  spare_nodes_.push_back(std::move(node));
+  return false;
+}
+
 void ChainVerifier::try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out) {
   if (!chain.best_head) return;
   const ChainHead head = *chain.best_head;
@@ -311,11 +325,12 @@ void ChainVerifier::try_advance(Chain& chain, const ChainKey& key, ChainOutcome&
     chain.pending.erase(head.seq);
     return;
   }
-  for (auto op = first; op != it; ++op) {
-    chain.accepted.push_back(op->second.hash);
-    out.accepted.push_back(std::move(op->second));
+  for (auto op = first; op != it;) {
+    Pending::node_type node = chain.pending.extract(op++);
+    chain.accepted.push_back(node.mapped().hash);
+    out.accepted.push_back(std::move(node.mapped()));
+    if (spare_nodes_.size() < kSpareNodes) spare_nodes_.push_back(std::move(node));
   }
-  chain.pending.erase(first, it);
   chain.best_head.reset();
 }
 

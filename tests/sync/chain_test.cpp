@@ -98,6 +98,39 @@ TEST_F(ChainTest, ForkIsDetected) {
   EXPECT_TRUE(has(out, SyncErrorCode::kChainFork));
 }
 
+// Waiting ops reuse the pending-map nodes that accepted ops left: ops that arrive out of order
+// still wait and link, a second op at a waiting op's position is still a fork, and the waiting
+// ops come out intact.
+TEST_F(ChainTest, SecondVersionOfAWaitingOpIsAFork) {
+  ChainVerifier v(plan);
+  Op o1 = write(1), o2 = write(2), o3 = write(3);
+  ASSERT_EQ(v.add({o1, o2, o3}, {head()}).accepted.size(), 3u);
+  ChainWriter other(plan, device);  // another history from op 4 on
+  other.restore(health, 3, o3.hash());
+  OpHeader h;
+  h.plan = plan;
+  h.op_id = OpId::random();
+  h.section = health;
+  other.stamp(h);
+  Op forked = seal_op(h, OpBody{}, key);
+  Op o4 = write(4), o5 = write(5);
+  auto waiting = v.add({o5, o4, forked}, {});
+  EXPECT_TRUE(waiting.accepted.empty());
+  ASSERT_EQ(waiting.problems.size(), 1u);
+  EXPECT_EQ(waiting.problems[0].code, SyncErrorCode::kChainFork);
+  EXPECT_EQ(waiting.problems[0].seq, 4u);
+  EXPECT_EQ(v.pending_ops(), 2u);
+  auto out = v.add({}, {head()});
+  EXPECT_TRUE(out.problems.empty());
+  ASSERT_EQ(out.accepted.size(), 2u);
+  EXPECT_EQ(out.accepted[0].op.header, o4.header);
+  EXPECT_EQ(out.accepted[0].op.body, o4.body);
+  EXPECT_EQ(out.accepted[1].op.body, o5.body);
+  EXPECT_EQ(out.accepted[1].hash, o5.hash());
+  // The refused op's id was not kept: it is refused again, not counted as a duplicate.
+  EXPECT_TRUE(has(v.add({forked}, {}), SyncErrorCode::kChainFork));
+}
+
 TEST_F(ChainTest, ReplayedOpIdWithOtherContentIsDetected) {
   ChainVerifier v(plan);
   Op o1 = write(1);

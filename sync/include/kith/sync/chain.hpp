@@ -131,16 +131,25 @@ class ChainVerifier {
   std::set<OpId> pending_op_ids() const;
 
  private:
+  using Pending = std::map<std::uint64_t, ParsedOp>;
   struct Chain {
     std::vector<OpHash> accepted;  // hash of op seq = index + 1
-    std::map<std::uint64_t, ParsedOp> pending;
+    Pending pending;
     std::optional<ChainHead> best_head;  // verified, not yet fully covered
   };
+  // Puts `op` in the chain's pending map; false, with `op` left as it was, if its position is
+  // taken.
+  bool add_pending(Chain& chain, std::uint64_t seq, ParsedOp& op);
   void try_advance(Chain& chain, const ChainKey& key, ChainOutcome& out);
 
   PlanId plan_;
   std::map<ChainKey, Chain> chains_;
   IdMap<OpId, OpHash> op_ids_;  // every op id accepted or pending
+  // Nodes of pending maps that their ops have left, to hold the next ops: every op waits in a
+  // pending map, if only until its batch's head is checked, and allocating and freeing a node
+  // for each cost ~260 instructions an op. At most kSpareNodes (~300 KB) are kept.
+  static constexpr std::size_t kSpareNodes = 1024;
+  std::vector<Pending::node_type> spare_nodes_;
 };
 
 }  // namespace kith::sync
