@@ -48,6 +48,7 @@ TEST(Ids, OrderIsByteOrder) {
     if (i % 10 == 0) y = x;
     Bytes xb(x.bytes().begin(), x.bytes().end()), yb(y.bytes().begin(), y.bytes().end());
     EXPECT_EQ(x <=> y, xb <=> yb);
+    EXPECT_EQ(x == y, xb == yb);
   }
 }
 

@@ -45,7 +45,7 @@ class FixedId {
   }
 
   // Byte order (what the default would give), compared eight bytes at a time as big-endian
-  // words: maps and sets keyed by ids compare them at every step, and the default called
+  // words: maps and sets keyed by ids compare them at every step, and the defaults called
   // memcmp each time.
   friend std::strong_ordering operator<=>(const FixedId& a, const FixedId& b) noexcept {
     for (std::size_t i = 0; i < N; i += 8) {
@@ -54,7 +54,7 @@ class FixedId {
     }
     return std::strong_ordering::equal;
   }
-  friend bool operator==(const FixedId&, const FixedId&) = default;
+  friend bool operator==(const FixedId& a, const FixedId& b) noexcept { return (a <=> b) == 0; }
 
  private:
   static_assert(N % 8 == 0);
