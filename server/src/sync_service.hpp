@@ -29,6 +29,10 @@
 #include "metrics.hpp"
 #include "storage.hpp"
 
+namespace kith::sync {
+struct InviteInfo;
+}  // namespace kith::sync
+
 namespace kith::server {
 
 // The authenticated device behind a connection.
@@ -95,6 +99,11 @@ class SyncService {
   // Forgets every subscription of `peer` (the connection closed).
   void disconnected(const Peer& peer);
 
+  // What an invitation holds, for a device that proves it has the code: the membership log,
+  // the envelopes sealed to the invite, then InviteRedeemed. Stores nothing. Throws Refusal.
+  std::vector<kith::v1::ServerMessage> redeem_invite(const Peer& peer, std::uint64_t request_id,
+                                                     const kith::v1::RedeemInvite& request);
+
   // The owner's view of the fetch log. Throws Refusal.
   kith::v1::ServerMessage fetch_log(const Peer& peer, std::uint64_t request_id,
                                     const kith::v1::FetchLog& request);
@@ -122,6 +131,9 @@ class SyncService {
   Deliveries to_subscribers(Plan& p, const kith::v1::ServerMessage& message,
                             const std::function<bool(const Who&)>& want);
   static void send(Deliveries& out);
+  // Throws Refusal (INVITE_UNKNOWN, INVITE_USED, INVITE_EXPIRED) unless `invite` may still be
+  // accepted by the server's clock.
+  void check_invite_open(const sync::InviteInfo* invite) const;
   // A commit holding a request failed (or was withdrawn, see still_valid): the plan reloads
   // what is durable on next use, and the requester (if still connected) gets INTERNAL saying
   // nothing of `what` was stored. `generation`: the plan's generation when it was submitted.

@@ -1,7 +1,10 @@
-// SyncService: membership entries, envelopes, the fetch log and device records.
+// SyncService: membership entries, envelopes, invitations, the fetch log and device records.
+#include <algorithm>
+
 #include "kith/crypto/envelope.hpp"
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
+#include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
 #include "kith/sync/wire.hpp"
 #include "sync_service.hpp"
@@ -38,7 +41,28 @@ bool is_member_now(const sync::MembershipLog& log, const AccountId& account,
   return false;
 }
 
+// The invitation may still be accepted; throws Refusal otherwise.
+void check_invite_open_at(const sync::InviteInfo* invite, std::uint64_t now_ms) {
+  if (!invite) {
+    refuse(ErrorCode::INVITE_UNKNOWN,
+           "there is no such invitation in this plan (or no such plan): check the code");
+  }
+  if (invite->used) {
+    refuse(ErrorCode::INVITE_USED, "this invitation has already been used; ask for a new one");
+  }
+  if (now_ms >= invite->expires_at_ms) {
+    refuse(ErrorCode::INVITE_EXPIRED, "this invitation has expired; ask for a new one");
+  }
+}
+
+// At most this many entries per MembershipBatch, and envelopes, in an answer to RedeemInvite.
+constexpr std::size_t kRedeemEntriesPerBatch = 256;
+
 }  // namespace
+
+void SyncService::check_invite_open(const sync::InviteInfo* invite) const {
+  check_invite_open_at(invite, options_.now_ms());
+}
 
 void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64_t request_id,
                                   const kith::v1::PushMembership& push) {
@@ -68,6 +92,14 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
       refuse(ErrorCode::MEMBERSHIP_INVALID,
              "membership entry " + std::to_string(e.index) + " is already taken by another "
              "change; sync to receive it, then make your change again on top of it");
+    }
+    // The log judges an acceptance by the joiner's clock; the server holds it to its own, so
+    // an invitee cannot join late by setting their clock back.
+    if (e.kind == MembershipEntry::Kind::kInviteAccepted) {
+      const sync::InviteInfo* inv = next.invite(e.invite_id);
+      if (inv && !inv->used && options_.now_ms() >= inv->expires_at_ms) {
+        refuse(ErrorCode::INVITE_EXPIRED, "this invitation has expired; ask for a new one");
+      }
     }
     try {
       next.append(e);
@@ -147,6 +179,15 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
   const AccountId account = *p->log->account_of(who.device);
   const std::uint64_t now = options_.now_ms();
   const crypto::DeviceCertificate* mine = p->log->certificate(who.device);
+  const sync::InviteInfo* invite = nullptr;
+  if (!push.invite_id().empty()) {
+    invite = p->log->invite(sync::OpId::from_bytes(view(push.invite_id())));
+    check_invite_open(invite);
+    if (invite->author != who.device) {
+      refuse(ErrorCode::FORBIDDEN,
+             "only the device that wrote an invitation may hand out its keys");
+    }
+  }
 
   WriteBatch batch;
   batch.plan = id;
@@ -167,6 +208,25 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
     if (p->log->permission(account, section, {}, now) < Permission::kManage) {
       refuse(ErrorCode::FORBIDDEN, "only a manager of " + section.name() +
                                        " may hand out its key");
+    }
+    if (invite) {
+      // Sealed to the invite's key, for a section it grants, under an epoch that exists.
+      const bool granted = std::any_of(invite->grants.begin(), invite->grants.end(),
+                                       [&](const sync::GrantSpec& g) {
+                                         return g.section == section &&
+                                                g.permission >= Permission::kRead;
+                                       });
+      if (!granted) {
+        refuse(ErrorCode::FORBIDDEN, "the invitation does not grant " + section.name());
+      }
+      if (epoch == 0 || epoch > p->log->epoch(section)) {
+        refuse(ErrorCode::MALFORMED, "an invitation's envelope names a key epoch of " +
+                                         section.name() + " that does not exist");
+      }
+      Bytes rcpt(env->recipient().bytes().begin(), env->recipient().bytes().end());
+      batch.envelopes.push_back(
+          StoredEnvelope{rcpt, section, epoch, Bytes(raw.begin(), raw.end())});
+      continue;
     }
     std::optional<AccountId> recipient;
     for (const auto& m : p->log->members()) {
@@ -216,6 +276,74 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
     }
     send(out);
   }, still_valid(p));
+}
+
+std::vector<kith::v1::ServerMessage> SyncService::redeem_invite(
+    const Peer& peer, std::uint64_t request_id, const kith::v1::RedeemInvite& request) {
+  const PlanId id = PlanId::from_bytes(view(request.plan_id()));
+  const sync::OpId invite_id = sync::OpId::from_bytes(view(request.invite_id()));
+  const auto box = crypto::BoxPublicKey::parse(view(request.invite_box_key()));
+  auto p = plan(id);
+  std::vector<Bytes> entries;
+  std::vector<Section> sections;
+  std::uint64_t expires_at_ms = 0;
+  {
+    std::lock_guard lock(p->mu);
+    ensure_loaded(*p);
+    const sync::InviteInfo* invite = p->log ? p->log->invite(invite_id) : nullptr;
+    check_invite_open(invite);
+    crypto::Signature proof{};
+    std::copy(request.proof().begin(), request.proof().end(), proof.begin());
+    const auto key = crypto::VerifyKey::parse(invite->key);
+    if (!key.verify(crypto::labels::kInviteRedeem,
+                    sync::invite_redeem_message(id, invite_id, peer.who().device, box), proof)) {
+      refuse(ErrorCode::BAD_SIGNATURE,
+             "the proof does not match this invitation: the code is not the one it was made for");
+    }
+    // Only what is durable: an entry still in a commit could yet be withdrawn.
+    entries.assign(p->entries.begin(),
+                   p->entries.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(
+                                            p->committed_entries, p->entries.size())));
+    for (const sync::GrantSpec& g : invite->grants) {
+      if (g.permission >= Permission::kRead) sections.push_back(g.section);
+    }
+    expires_at_ms = invite->expires_at_ms;
+  }
+  const std::string plan_bytes = as_string(id.bytes());
+  std::vector<kith::v1::ServerMessage> out;
+  for (std::size_t i = 0; i < entries.size(); i += kRedeemEntriesPerBatch) {
+    kith::v1::ServerMessage m;
+    m.set_request_id(request_id);
+    auto* b = m.mutable_membership_batch();
+    b->set_plan_id(plan_bytes);
+    b->set_first_index(i);
+    for (std::size_t k = i; k < std::min(entries.size(), i + kRedeemEntriesPerBatch); ++k) {
+      b->add_entries(as_string(entries[k]));
+    }
+    out.push_back(std::move(m));
+  }
+  kith::v1::ServerMessage envelopes;
+  envelopes.set_request_id(request_id);
+  envelopes.mutable_envelope_batch()->set_plan_id(plan_bytes);
+  for (const StoredEnvelope& e : storage_.envelopes_for(id, Bytes(box.bytes().begin(), box.bytes().end()))) {
+    if (std::find(sections.begin(), sections.end(), e.section) == sections.end()) continue;
+    if (envelopes.envelope_batch().envelopes_size() >= static_cast<int>(kRedeemEntriesPerBatch)) {
+      break;
+    }
+    envelopes.mutable_envelope_batch()->add_envelopes(as_string(e.envelope));
+  }
+  out.push_back(std::move(envelopes));
+  kith::v1::ServerMessage done;
+  done.set_request_id(request_id);
+  auto* r = done.mutable_invite_redeemed();
+  r->set_plan_id(plan_bytes);
+  r->set_invite_id(request.invite_id());
+  r->set_membership_count(entries.size());
+  r->set_expires_at_ms(expires_at_ms);
+  out.push_back(std::move(done));
+  log::event("invite_redeemed",
+             {{"device", peer.who().device.short_hex()}, {"plan", id.short_hex()}});
+  return out;
 }
 
 kith::v1::ServerMessage SyncService::fetch_log(const Peer& peer, std::uint64_t request_id,

@@ -333,7 +333,10 @@ std::vector<kith::v1::ClientMessage> SyncEngine::subscribe(const PlanId& plan) {
   // For a plan of which the server may hold nothing (one this device just created), its entries
   // go first: the server answers a Subscribe to a plan it does not know with NOT_MEMBER.
   // Otherwise they wait for the catch-up, which may bring entries that came first.
-  if (p.server_membership == 0) push_entries(p, out, /*remake=*/false);
+  // The same holds for a plan this device joined, until the server has its join entry.
+  if (p.server_membership == 0 || !p.log.account_of(me_.device(), p.server_membership)) {
+    push_entries(p, out, /*remake=*/false);
+  }
   out.push_back(std::move(m));
   return out;
 }
@@ -618,6 +621,13 @@ void SyncEngine::reseal_outbox(Plan& p) {
 
 std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMessage& message) {
   using M = kith::v1::ServerMessage;
+  // Answers to a RedeemInvite belong to a join under way, for a plan not held yet.
+  if (auto it = joins_.find(message.request_id()); it != joins_.end() && message.request_id()) {
+    bool done = false;
+    auto out = handle_join(*it->second, message, done);
+    if (done) joins_.erase(it);
+    return out;
+  }
   switch (message.body_case()) {
     case M::kOpsBatch:
       handle_ops(message.ops_batch());
@@ -649,6 +659,8 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
     case M::kError:
       handle_error(message);
       break;
+    case M::kAccessLog:
+      return handle_access_log(message.access_log());
     default:
       break;
   }

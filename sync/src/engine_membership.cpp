@@ -78,21 +78,25 @@ std::vector<Cutoff> SyncEngine::rotation_cutoffs(const Plan& p, const Membership
   return out;
 }
 
-void SyncEngine::rotate_key(const PlanId& plan, const Section& section) {
-  Plan& p = plan_ref(plan);
+void SyncEngine::append_rotation(Plan& p, const Section& section) {
   MembershipEntry e = p.log.next(Kind::kKeyRotation, me_.device(), now_ms_());
   e.section = section;
   e.epoch = p.log.epoch(section) + 1;
   e.cutoffs = rotation_cutoffs(p, p.log, section);
   auto key = crypto::SectionKey::generate();
+  append_entry(p, e);
+  store_.put_section_key(p.id, section.name(), e.epoch, key);
+  p.keys.add(section, e.epoch, key);
+  wrap_for_readers(p, section, e.epoch);
+}
+
+void SyncEngine::rotate_key(const PlanId& plan, const Section& section) {
+  Plan& p = plan_ref(plan);
   MembershipLog before = p.log;
   try {
     // The entry, the key and the envelopes carrying it commit together.
     auto tx = store_.begin();
-    append_entry(p, e);
-    store_.put_section_key(p.id, section.name(), e.epoch, key);
-    p.keys.add(section, e.epoch, key);
-    wrap_for_readers(p, section, e.epoch);
+    append_rotation(p, section);
     tx.commit();
   } catch (...) {
     p.log = std::move(before);
@@ -173,17 +177,24 @@ void SyncEngine::push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& o
   if (p.server_membership < p.log.size()) return;
   kith::v1::ClientMessage m;
   SentPush sent;
+  std::optional<OpId> invite;  // of the push being filled: one invitation's, or members'
   auto flush = [&] {
     if (sent.envelopes.empty()) return;
     m.set_request_id(next_request_++);
     m.mutable_push_envelopes()->set_plan_id(to_wire(p.id.bytes()));
+    if (invite) m.mutable_push_envelopes()->set_invite_id(to_wire(invite->bytes()));
     p.sent[m.request_id()] = std::move(sent);
     out.push_back(std::move(m));
     m = {};
     sent = {};
   };
   for (const OutgoingEnvelope& env : store_.outgoing_envelopes(p.id)) {
-    if (!p.envelopes_in_flight.insert(env.id).second) continue;
+    if (p.envelopes_in_flight.count(env.id)) continue;
+    if (env.invite != invite) {
+      flush();
+      invite = env.invite;
+    }
+    p.envelopes_in_flight.insert(env.id);
     m.mutable_push_envelopes()->add_envelopes(to_wire(env.envelope));
     sent.envelopes.push_back(env.id);
     if (sent.envelopes.size() == kEnvelopesPerPush) flush();
@@ -204,6 +215,7 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   std::vector<Bytes> held;  // read only when the batch repeats entries this device holds
   std::optional<std::uint64_t> lost_at;
   std::vector<MembershipEntry> theirs;
+  std::vector<MembershipEntry> joined;  // others' invitations accepted in this batch
   auto tx = store_.begin();
   std::uint64_t index = batch.first_index();
   for (int k = 0; k < batch.entries_size(); ++k, ++index) {
@@ -238,6 +250,7 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
       store_.put_membership_entry(id, e.index, e.serialize());
       p.server_membership = std::max(p.server_membership, index + 1);
       if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
+      if (e.kind == Kind::kInviteAccepted && e.author != me_.device()) joined.push_back(e);
       // A reduction of rights or a rotation carries cut-offs: ops merged here before it
       // arrived (this device's own included) may now be refused everywhere.
       if (e.kind == Kind::kGrant || e.kind == Kind::kRevoke || e.kind == Kind::kKeyRotation) {
@@ -249,6 +262,7 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
     }
   }
   tx.commit();
+  for (const MembershipEntry& e : joined) wrap_for_newcomer(p, e);
   if (lost_at) {
     for (const MembershipEntry& e : theirs) {
       if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
@@ -361,7 +375,10 @@ void SyncEngine::remake_entries(Plan& p, std::uint64_t from,
     try {
       auto env = crypto::Envelope::parse(out.envelope);
       auto target = parse_section_key_context(env.context(), p.id);
-      keep = target && has_device_with_key(log, env.recipient()) &&
+      // An invitation's envelope stays while the invitation may still be accepted.
+      const InviteInfo* inv = out.invite ? log.invite(*out.invite) : nullptr;
+      const bool addressee = out.invite ? inv && !inv->used : has_device_with_key(log, env.recipient());
+      keep = target && addressee &&
              std::none_of(rekeys.begin(), rekeys.end(), [&](const Rekey& r) {
                return r.section == target->first && r.from_epoch == target->second;
              });

@@ -74,6 +74,9 @@ struct SyncEngine::Plan {
   // server never sent their ops from before the cursor, so their checksums differ until a full
   // re-fetch, which is then expected and not reported. In memory only.
   std::set<Section> newly_readable;
+  // The server's fetch log as last fetched (fetch_access_log), in its order. In memory only.
+  std::vector<kith::v1::AccessLogEntry> fetch_log;
+  bool fetch_log_fresh = false;  // a FetchLog from the start is under way: the next page replaces
   bool refetching = false;        // a full re-fetch after a checksum mismatch is under way
   bool checksums_failed = false;  // still mismatched after one: reported, not retried
 
@@ -81,6 +84,14 @@ struct SyncEngine::Plan {
   void hold_for_digest(std::uint64_t server_seq, const Section& section, const OpHash& hash);
   // Adds the held ops up to `up_to` to the digests, in sequence order.
   void fold_digests(std::uint64_t up_to);
+};
+
+// A RedeemInvite sent, and what has come back for it so far (engine_circle.cpp).
+struct SyncEngine::PendingJoin {
+  InviteCode code;
+  std::string title;
+  std::vector<Bytes> entries;
+  std::vector<Bytes> envelopes;
 };
 
 namespace engine_detail {

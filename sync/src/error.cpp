@@ -42,6 +42,16 @@ std::string_view sync_error_code_name(SyncErrorCode code) noexcept {
       return "checksum_mismatch";
     case SyncErrorCode::kServerDiverged:
       return "server_diverged";
+    case SyncErrorCode::kInviteCode:
+      return "invite_code_invalid";
+    case SyncErrorCode::kInviteUnknown:
+      return "invite_unknown";
+    case SyncErrorCode::kInviteUsed:
+      return "invite_used";
+    case SyncErrorCode::kInviteExpired:
+      return "invite_expired";
+    case SyncErrorCode::kInviteMismatch:
+      return "invite_mismatch";
   }
   return "unknown";
 }

@@ -509,21 +509,28 @@ std::vector<StoredEnvelope> LocalStore::envelopes(const PlanId& plan) const {
 
 // --- Outgoing envelopes ---
 
-std::uint64_t LocalStore::add_outgoing_envelope(const PlanId& plan, ByteView envelope) {
+std::uint64_t LocalStore::add_outgoing_envelope(const PlanId& plan, ByteView envelope,
+                                               const std::optional<OpId>& invite) {
   impl_->before_write();
-  auto q = impl_->db().query("INSERT INTO outgoing_envelopes (plan_id, envelope) VALUES (?1, ?2)");
+  auto q = impl_->db().query(
+      "INSERT INTO outgoing_envelopes (plan_id, envelope, invite_id) VALUES (?1, ?2, ?3)");
   q->bind(1, plan.bytes());
   q->bind(2, envelope);
+  if (invite) q->bind(3, invite->bytes());
   impl_->run_write(*q, Impl::no_plan(plan));
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db().handle()));
 }
 
 std::vector<OutgoingEnvelope> LocalStore::outgoing_envelopes(const PlanId& plan) const {
   auto q = impl_->db().query(
-      "SELECT id, envelope FROM outgoing_envelopes WHERE plan_id = ?1 ORDER BY id");
+      "SELECT id, envelope, invite_id FROM outgoing_envelopes WHERE plan_id = ?1 ORDER BY id");
   q->bind(1, plan.bytes());
   std::vector<OutgoingEnvelope> out;
-  while (q->step()) out.push_back({impl_->u64_column(*q, 0), q->column_bytes(1)});
+  while (q->step()) {
+    OutgoingEnvelope e{impl_->u64_column(*q, 0), q->column_bytes(1), std::nullopt};
+    if (!q->is_null(2)) e.invite = OpId::from_bytes(q->column_bytes(2));
+    out.push_back(std::move(e));
+  }
   return out;
 }
 
@@ -534,6 +541,24 @@ void LocalStore::remove_outgoing_envelope(const PlanId& plan, std::uint64_t id) 
   q->bind(1, plan.bytes());
   q->bind(2, static_cast<std::int64_t>(id));
   q->run();
+}
+
+void LocalStore::set_verified(const AccountId& account, std::uint64_t at_ms) {
+  impl_->before_write();
+  auto q = impl_->db().query(
+      "INSERT INTO verified_accounts (account, verified_at) VALUES (?1, ?2) "
+      "ON CONFLICT (account) DO UPDATE SET verified_at = excluded.verified_at");
+  q->bind(1, account.bytes());
+  q->bind(2, static_cast<std::int64_t>(std::min<std::uint64_t>(
+                 at_ms, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))));
+  q->run();
+}
+
+std::optional<std::uint64_t> LocalStore::verified_at(const AccountId& account) const {
+  auto q = impl_->db().query("SELECT verified_at FROM verified_accounts WHERE account = ?1");
+  q->bind(1, account.bytes());
+  if (!q->step()) return std::nullopt;
+  return impl_->u64_column(*q, 0);
 }
 
 // --- Section keys ---

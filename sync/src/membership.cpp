@@ -230,6 +230,11 @@ crypto::SigningKey invite_key_from_secret(ByteView secret) {
   return key;
 }
 
+const InviteInfo* MembershipLog::invite(const OpId& id) const {
+  auto it = invites_.find(id);
+  return it == invites_.end() ? nullptr : &it->second;
+}
+
 MembershipEntry MembershipLog::next(Kind kind, const DeviceId& author, std::uint64_t at_ms) const {
   MembershipEntry e;
   e.plan = plan_;
@@ -347,10 +352,17 @@ void MembershipLog::check(const MembershipEntry& e) const {
       invalid("an invite was accepted by a device other than the one certified");
     }
     auto it = invites_.find(e.invite_id);
-    if (it == invites_.end()) invalid("the invite being accepted does not exist in this plan");
-    if (it->second.used) forbidden("this invite has already been used; ask for a new one");
-    if (e.at_ms >= it->second.expires_at_ms)
-      forbidden("this invite has expired; ask for a new one");
+    if (it == invites_.end()) {
+      throw SyncError(SyncErrorCode::kInviteUnknown,
+                      "the invite being accepted does not exist in this plan");
+    }
+    if (it->second.used) {
+      throw SyncError(SyncErrorCode::kInviteUsed,
+                      "this invite has already been used; ask for a new one");
+    }
+    if (e.at_ms >= it->second.expires_at_ms) {
+      throw SyncError(SyncErrorCode::kInviteExpired, "this invite has expired; ask for a new one");
+    }
     auto invite_key = crypto::VerifyKey::parse(it->second.key);
     if (!invite_key.verify(crypto::labels::kInviteJoin, e.invite_join_message(),
                            e.invite_signature)) {
@@ -438,13 +450,14 @@ void MembershipLog::apply(const MembershipEntry& e) {
       add_device(AccountId::from_bytes(e.certificate->identity().bytes()));
       break;
     case Kind::kInviteCreated:
-      invites_[e.invite_id] =
-          Invite{e.invite_key, e.invite_expires_at_ms, e.grants, *account_of(e.author), false};
+      invites_[e.invite_id] = InviteInfo{e.index, e.author, e.invite_key, e.invite_expires_at_ms,
+                                         e.grants, *account_of(e.author), false, std::nullopt};
       break;
     case Kind::kInviteAccepted: {
-      Invite& inv = invites_.at(e.invite_id);
+      InviteInfo& inv = invites_.at(e.invite_id);
       inv.used = true;
       AccountId member = AccountId::from_bytes(e.certificate->identity().bytes());
+      inv.accepted_by = member;
       add_device(member);
       for (const auto& g : inv.grants) set_grant(member, g);
       break;

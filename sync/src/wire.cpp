@@ -244,18 +244,29 @@ void check_message(Checker& c, const pb::ClientMessage& msg) {
                          "membership entries", "a membership entry");
     case pb::ClientMessage::kPushEnvelopes:
       check_plan_id(c, msg.push_envelopes().plan_id(), "push_envelopes");
+      c.exact_or_empty(msg.push_envelopes().invite_id(), kOpIdBytes, {"push_envelopes.invite_id"},
+                       "an invite id");
       return check_blobs(c, msg.push_envelopes().envelopes(), l.max_envelopes, l.max_envelope_bytes,
                          "push_envelopes", "envelopes", "envelopes", "an envelope");
     case pb::ClientMessage::kFetchLog:
       return check_body(c, msg.fetch_log());
     case pb::ClientMessage::kPing:
       return;
+    case pb::ClientMessage::kRedeemInvite: {
+      const auto& r = msg.redeem_invite();
+      check_plan_id(c, r.plan_id(), "redeem_invite");
+      c.exact(r.invite_id(), kOpIdBytes, {"redeem_invite.invite_id"}, "an invite id");
+      c.exact(r.invite_box_key(), kBoxKeyBytes, {"redeem_invite.invite_box_key"},
+              "an invite's public key");
+      return c.exact(r.proof(), kSignatureBytes, {"redeem_invite.proof"}, "a signature");
+    }
     case pb::ClientMessage::BODY_NOT_SET:
       break;
   }
   c.fail(SyncErrorCode::kMalformed,
          "client message has no body; exactly one of hello, authenticate, subscribe, "
-         "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log or ping must be set");
+         "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log, ping or redeem_invite "
+         "must be set");
 }
 
 void check_message(Checker& c, const pb::ServerMessage& msg) {
@@ -290,13 +301,17 @@ void check_message(Checker& c, const pb::ServerMessage& msg) {
       return;
     case pb::ServerMessage::kError:
       return check_body(c, msg.error());
+    case pb::ServerMessage::kInviteRedeemed:
+      check_plan_id(c, msg.invite_redeemed().plan_id(), "invite_redeemed");
+      return c.exact(msg.invite_redeemed().invite_id(), kOpIdBytes, {"invite_redeemed.invite_id"},
+                     "an invite id");
     case pb::ServerMessage::BODY_NOT_SET:
       break;
   }
   c.fail(SyncErrorCode::kMalformed,
          "server message has no body; exactly one of challenge, authenticated, push_ack, "
-         "ops_batch, membership_batch, envelope_batch, catch_up_complete, access_log, pong or "
-         "error must be set");
+         "ops_batch, membership_batch, envelope_batch, catch_up_complete, access_log, pong, "
+         "error or invite_redeemed must be set");
 }
 
 // Counts the fields in `in` (a `type` message, or an unknown group when `type` is null),
@@ -500,6 +515,16 @@ kith::v1::ErrorCode wire_error_code(SyncErrorCode code) noexcept {
       return pb::RETIRED_EPOCH;
     case SyncErrorCode::kMembershipInvalid:
       return pb::MEMBERSHIP_INVALID;
+    case SyncErrorCode::kInviteUnknown:
+      return pb::INVITE_UNKNOWN;
+    case SyncErrorCode::kInviteUsed:
+      return pb::INVITE_USED;
+    case SyncErrorCode::kInviteExpired:
+      return pb::INVITE_EXPIRED;
+    case SyncErrorCode::kInviteCode:
+      return pb::MALFORMED;
+    case SyncErrorCode::kInviteMismatch:
+      return pb::BAD_SIGNATURE;
     case SyncErrorCode::kUnknownEpoch:
     case SyncErrorCode::kDecryptFailed:
     case SyncErrorCode::kStore:

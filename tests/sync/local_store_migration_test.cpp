@@ -224,7 +224,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 4);
+    EXPECT_EQ(store.schema_version(), 5);
     EXPECT_EQ(store.schema_version(), LocalStore::kSchemaVersion);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mr Okafor");
@@ -251,7 +251,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.envelope(plan, "health", 4), bytes_of("envelope"));
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "5");
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_v1'"), "0");
 }
 
@@ -291,7 +291,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 4);
+    EXPECT_EQ(store.schema_version(), 5);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mrs Adeyemi");
     const auto ops = store.ops(plan);
@@ -307,9 +307,9 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
     // What version 3 adds works on the migrated file.
     const std::uint64_t id = store.add_outgoing_envelope(plan, bytes_of("for the new phone"));
     EXPECT_EQ(store.outgoing_envelopes(plan),
-              (std::vector<OutgoingEnvelope>{{id, bytes_of("for the new phone")}}));
+              (std::vector<OutgoingEnvelope>{{id, bytes_of("for the new phone"), std::nullopt}}));
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "4");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "5");
 }
 
 TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
@@ -345,7 +345,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 4);
+    EXPECT_EQ(store.schema_version(), 5);
     ASSERT_EQ(store.plans().size(), 2u);
     const auto ops = store.ops(plan);
     ASSERT_EQ(ops.size(), 1u);
@@ -367,7 +367,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.cursor(other), 0u);
     EXPECT_EQ(store.digest_seq(other), 3u);
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "4");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "5");
 }
 
 TEST(LocalStoreMigration, MigratedFileHasTheSameSchemaAsANewOne) {
@@ -458,10 +458,44 @@ TEST(LocalStoreMigration, MissingFolderGivesAClearError) {
   EXPECT_NE(std::string(e.what()).find("folder exists"), std::string::npos) << e.what();
 }
 
+TEST(LocalStoreMigration, Version4OutgoingEnvelopesKeepAndInvitationsAreMarked) {
+  TempDir dir;
+  const fs::path path = dir / "kith.db";
+  const auto storage_key = crypto::SectionKey::generate();
+  const PlanId plan = PlanId::random();
+  {
+    LocalStore store(path, storage_key);
+    store.put_plan(plan, "plan");
+    store.add_outgoing_envelope(plan, bytes_of("envelope for a device"));
+  }
+  {
+    // Back to version 4 as it was: no invite_id column.
+    RawDb raw(path);
+    raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN invite_id");
+    raw.exec("DROP TABLE verified_accounts");
+    raw.exec("PRAGMA user_version = 4");
+  }
+  LocalStore store(path, storage_key);
+  EXPECT_EQ(store.schema_version(), 5);
+  const OpId invite = OpId::random();
+  store.add_outgoing_envelope(plan, bytes_of("envelope for an invitation"), invite);
+  const auto out = store.outgoing_envelopes(plan);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].envelope, bytes_of("envelope for a device"));
+  EXPECT_FALSE(out[0].invite.has_value());
+  EXPECT_EQ(out[1].envelope, bytes_of("envelope for an invitation"));
+  EXPECT_EQ(out[1].invite, invite);
+  // And a person can be marked verified.
+  const AccountId person = AccountId::random();
+  EXPECT_FALSE(store.verified_at(person).has_value());
+  store.set_verified(person, 1234);
+  EXPECT_EQ(store.verified_at(person), 1234u);
+}
+
 TEST(LocalStoreMigration, NewStoreIsAtTheCurrentVersionInWalMode) {
   TempDir dir;
   const fs::path path = dir / "kith.db";
-  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 4); }
+  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 5); }
   RawDb raw(path);
   EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(kApplicationId));

@@ -340,13 +340,13 @@ TEST_F(LocalStoreTest, OutgoingEnvelopesWaitInOrderAndSurviveReopen) {
   EXPECT_LT(a, b);
   reopen();
   EXPECT_EQ(store().outgoing_envelopes(plan_),
-            (std::vector<OutgoingEnvelope>{{a, bytes_of("for the tablet")},
-                                           {b, bytes_of("for the nurse")}}));
+            (std::vector<OutgoingEnvelope>{{a, bytes_of("for the tablet"), std::nullopt},
+                                           {b, bytes_of("for the nurse"), std::nullopt}}));
   store().remove_outgoing_envelope(plan_, a);
   store().remove_outgoing_envelope(plan_, c);  // another plan's id: nothing happens here
   store().remove_outgoing_envelope(plan_, 12345);
   EXPECT_EQ(store().outgoing_envelopes(plan_),
-            (std::vector<OutgoingEnvelope>{{b, bytes_of("for the nurse")}}));
+            (std::vector<OutgoingEnvelope>{{b, bytes_of("for the nurse"), std::nullopt}}));
   EXPECT_EQ(store().outgoing_envelopes(other).size(), 1u);
   expect_sync_error([&] { store().add_outgoing_envelope(PlanId::random(), bytes_of("x")); },
                     SyncErrorCode::kStore);

@@ -186,13 +186,13 @@ TEST_F(Membership, InvitesAreSingleUseExpireAndNeedTheSecret) {
   log.append(inv);
   append_rejected(join(nurse, inv.invite_id, Bytes(32, 8)), SyncErrorCode::kBadSignature);
   log.append(join(nurse, inv.invite_id, secret));
-  append_rejected(join(family, inv.invite_id, secret), SyncErrorCode::kForbidden);
+  append_rejected(join(family, inv.invite_id, secret), SyncErrorCode::kInviteUsed);
 
   auto late = invite(owner, {g("notes", Permission::kAppend)}, secret, now + 1);
   log.append(late);
   now += 50;
-  append_rejected(join(family, late.invite_id, secret), SyncErrorCode::kForbidden);
-  append_rejected(join(family, OpId::random(), secret), SyncErrorCode::kMembershipInvalid);
+  append_rejected(join(family, late.invite_id, secret), SyncErrorCode::kInviteExpired);
+  append_rejected(join(family, OpId::random(), secret), SyncErrorCode::kInviteUnknown);
 }
 
 TEST_F(Membership, ExpiredGrantRefusesLaterOps) {

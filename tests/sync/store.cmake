@@ -3,6 +3,7 @@
 # local_store_fixtures.hpp.
 find_package(SQLite3 REQUIRED)
 target_sources(kith_sync_tests PRIVATE
+  ${CMAKE_CURRENT_SOURCE_DIR}/invite_test.cpp  # a joining engine on a real store
   ${CMAKE_CURRENT_SOURCE_DIR}/local_store_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/local_store_at_rest_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/local_store_migration_test.cpp

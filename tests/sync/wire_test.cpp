@@ -83,6 +83,12 @@ std::vector<pb::ClientMessage> every_client_message() {
   auto* envelopes = next()->mutable_push_envelopes();
   envelopes->set_plan_id(plan_id());
   envelopes->add_envelopes("envelope-0");
+  envelopes->set_invite_id(pattern(kOpIdBytes, 0x31));
+  auto* redeem = next()->mutable_redeem_invite();
+  redeem->set_plan_id(plan_id());
+  redeem->set_invite_id(pattern(kOpIdBytes, 0x32));
+  redeem->set_invite_box_key(pattern(kBoxKeyBytes, 0x33));
+  redeem->set_proof(signature());
   auto* fetch = next()->mutable_fetch_log();
   fetch->set_plan_id(plan_id());
   fetch->set_after(99);
@@ -154,6 +160,11 @@ std::vector<pb::ServerMessage> every_server_message() {
   error->set_op_id(pattern(kOpIdBytes, 0x10));
   error->set_plan_id(plan_id());
   error->set_retry_after_ms(500);
+  auto* redeemed = next()->mutable_invite_redeemed();
+  redeemed->set_plan_id(plan_id());
+  redeemed->set_invite_id(pattern(kOpIdBytes, 0x34));
+  redeemed->set_membership_count(4);
+  redeemed->set_expires_at_ms(1700000999999);
   return out;
 }
 
@@ -797,6 +808,7 @@ TEST(WireErrors, CodeNumbersAndNamesAreStable) {
       {"BAD_HEAD", 12},           {"RATE_LIMITED", 13},   {"SLOW_READER", 14},
       {"SERVER_BUSY", 15},        {"SHUTTING_DOWN", 16},  {"INTERNAL", 17},
       {"UNKNOWN_SECTION", 18},    {"CHAIN_REPLAY", 19},   {"MEMBERSHIP_INVALID", 20},
+      {"INVITE_UNKNOWN", 21},     {"INVITE_USED", 22},    {"INVITE_EXPIRED", 23},
   };
   for (const auto& [name, number] : stable) {
     pb::ErrorCode code{};
@@ -812,6 +824,9 @@ TEST(WireErrors, SyncErrorsMapToWireCodes) {
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainGap), pb::CHAIN_GAP);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainFork), pb::CHAIN_FORK);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainReplay), pb::CHAIN_REPLAY);
+  EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteUnknown), pb::INVITE_UNKNOWN);
+  EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteUsed), pb::INVITE_USED);
+  EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteExpired), pb::INVITE_EXPIRED);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kRetiredEpoch), pb::RETIRED_EPOCH);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kMembershipInvalid), pb::MEMBERSHIP_INVALID);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kStore), pb::INTERNAL);

@@ -118,11 +118,24 @@ CREATE TABLE section_digests (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: an outgoing envelope may be an invitation's (sealed to the key an invite code
+// stands for, pushed with PushEnvelopes.invite_id); NULL for a member device's. And the people
+// whose safety number this device's owner compared and marked verified (an account id is its
+// identity key, so a changed key is a different, unverified account).
+constexpr const char* kSchema5 = R"sql(
+ALTER TABLE outgoing_envelopes ADD COLUMN invite_id BLOB CHECK (invite_id IS NULL OR length(invite_id) = 16);
+CREATE TABLE verified_accounts (
+  account     BLOB PRIMARY KEY CHECK (length(account) = 32),
+  verified_at INTEGER NOT NULL CHECK (verified_at >= 0)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "envelopes table; explicit outbox order", kSchema2},
     {3, "outgoing envelopes table", kSchema3},
     {4, "section digests with the cursor", kSchema4},
+    {5, "outgoing envelopes of invitations; verified accounts", kSchema5},
 };
 
 }  // namespace

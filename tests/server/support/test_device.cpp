@@ -41,6 +41,16 @@ void TestDevice::connect(const KithdProcess& server) {
 
 std::vector<kith::v1::Error> TestDevice::sync(const sync::PlanId& plan,
                                               std::chrono::milliseconds timeout) {
+  return converse(engine->subscribe(plan), timeout);
+}
+
+std::vector<kith::v1::Error> TestDevice::join(const sync::InviteCode& code, std::string_view title,
+                                              std::chrono::milliseconds timeout) {
+  return converse({engine->redeem(code, title)}, timeout);
+}
+
+std::vector<kith::v1::Error> TestDevice::converse(std::vector<kith::v1::ClientMessage> first,
+                                                  std::chrono::milliseconds timeout) {
   std::vector<kith::v1::Error> errors;
   std::set<std::uint64_t> open;
   auto send_all = [&](std::vector<kith::v1::ClientMessage> msgs) {
@@ -49,7 +59,7 @@ std::vector<kith::v1::Error> TestDevice::sync(const sync::PlanId& plan,
       conn->send(m);
     }
   };
-  send_all(engine->subscribe(plan));
+  send_all(std::move(first));
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!open.empty()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -61,7 +71,7 @@ std::vector<kith::v1::Error> TestDevice::sync(const sync::PlanId& plan,
     auto m = conn->receive(left);
     if (!m) continue;
     const bool final = m->has_catch_up_complete() || m->has_push_ack() || m->has_error() ||
-                       m->has_access_log();
+                       m->has_access_log() || m->has_invite_redeemed();
     if (m->has_error()) errors.push_back(m->error());
     send_all(engine->handle(*m));
     if (final && m->request_id() != 0) open.erase(m->request_id());

@@ -39,6 +39,15 @@ struct TestDevice {
   // request has been answered. Returns the server errors received.
   std::vector<kith::v1::Error> sync(const sync::PlanId& plan,
                                     std::chrono::milliseconds timeout = 20s);
+  // Redeems `code` and joins its plan as `title`: the whole conversation (redeem, join entry,
+  // catch-up), until every request has been answered. Returns the server errors received;
+  // refusals the engine reports are in `events`.
+  std::vector<kith::v1::Error> join(const sync::InviteCode& code, std::string_view title = "plan",
+                                    std::chrono::milliseconds timeout = 20s);
+  // Sends `first`, then applies every answer and sends the engine's replies until each request
+  // has its final answer.
+  std::vector<kith::v1::Error> converse(std::vector<kith::v1::ClientMessage> first,
+                                        std::chrono::milliseconds timeout = 20s);
   // Sends one request and returns the first answer carrying its request id (live deliveries
   // that arrive meanwhile are applied to the engine).
   kith::v1::ServerMessage request(kith::v1::ClientMessage m,

@@ -45,6 +45,7 @@ inline constexpr SignatureLabel kOpBatchHead{"kith/v1/op-batch-head"};
 inline constexpr SignatureLabel kMembershipEntry{"kith/v1/membership-entry"};
 inline constexpr SignatureLabel kAuthChallenge{"kith/v1/auth-challenge"};
 inline constexpr SignatureLabel kInviteJoin{"kith/v1/invite-join"};
+inline constexpr SignatureLabel kInviteRedeem{"kith/v1/invite-redeem"};
 }  // namespace labels
 
 // The exact bytes an Ed25519 signature for `label` over `message` covers.

@@ -51,6 +51,7 @@
 
 #include "kith/crypto/identity.hpp"
 #include "kith/sync/chain.hpp"
+#include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
 #include "kith/sync/local_store.hpp"
 #include "kith/sync/membership.hpp"
@@ -101,6 +102,21 @@ struct SyncEvent {
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
+// One line of the owner's access log (SyncEngine::access_log).
+struct AccessEvent {
+  enum class Kind {
+    kRead,        // the server delivered a section's ops to a device (its fetch log)
+    kChange,      // a signed op: records created or fields set
+    kMembership,  // a membership entry: joined, invited, granted, revoked, key rotated, ...
+  };
+  Kind kind = Kind::kChange;
+  std::uint64_t at_ms = 0;  // server clock for reads; the author's clock otherwise
+  AccountId account;        // who (zero for a membership entry by a device no longer known)
+  DeviceId device;
+  std::string section;      // empty for membership entries about no one section
+  std::string text;         // plain words, without the person's name ("read health up to 42")
+};
+
 class SyncEngine {
  public:
   // Loads every plan in `store`. `now_ms` is the wall clock (injected for tests).
@@ -142,6 +158,48 @@ class SyncEngine {
   // holds for it; the entry goes out with the next push, the envelopes once the server has it.
   void add_device(const PlanId& plan, const crypto::DeviceCertificate& certificate);
 
+  // --- The circle of support (engine_circle.cpp). Offline; goes out with the next push. ---
+  // Invites someone with `grants`, valid until `expires_at_ms`: writes the invitation entry and
+  // seals every key this device holds of each section the invitee may read to the key the code
+  // stands for, so they can join while this device is offline. Returns the code to hand over;
+  // it is not kept here. Throws kForbidden unless this account manages every granted section,
+  // kMalformed for no grants or an expiry already past.
+  InviteCode invite(const PlanId& plan, const std::vector<GrantSpec>& grants,
+                    std::uint64_t expires_at_ms);
+  // Sets a member's permission on one section (a grant entry). Raising it to read or more wraps
+  // every key this device holds of the section for the member's devices; lowering it carries
+  // the cut-offs that stop ops written under the old right; lowering it to none is revoke().
+  void grant(const PlanId& plan, const AccountId& member, const GrantSpec& grant);
+  // Removes a member's access to `section` (nullopt: every section): a revocation entry, then,
+  // for every section they could read, a key rotation whose key is wrapped for the remaining
+  // readers only. What they already synced stays with them. Returns the sections rotated.
+  std::vector<Section> revoke(const PlanId& plan, const AccountId& member,
+                              const std::optional<Section>& section);
+  // Sections this account manages whose key a reader held when their grant expired, with no
+  // rotation since: the rotation an expiry calls for, which any manager's device may carry out.
+  std::vector<Section> pending_rotations(const PlanId& plan) const;
+  // Carries them out (rotate_key for each). Returns the sections rotated.
+  std::vector<Section> rotate_expired(const PlanId& plan);
+
+  // --- The owner's access log (engine_access_log.cpp). ---
+  // A FetchLog request for the plan's fetch log from the start; handle() takes the AccessLog
+  // pages and asks for the next one until the last (only the owner may read it: others get
+  // FORBIDDEN, reported as a kProblem event).
+  kith::v1::ClientMessage fetch_access_log(const PlanId& plan);
+  // In time order: who read which section up to where (from the server's fetch log as last
+  // fetched), who changed what (from the signed ops this device holds and can open: the
+  // author's clock) and who changed the circle (from the membership log).
+  std::vector<AccessEvent> access_log(const PlanId& plan) const;
+
+  // --- Joining with an invite code (engine_circle.cpp). ---
+  // The RedeemInvite to send (on an authenticated connection). handle() takes the answers: it
+  // checks the plan's log (every entry, and that the invitation in it is the one the code stands
+  // for, unused and unexpired), opens the keys sealed to the code, then follows the plan as
+  // `title`, writes the join entry and returns its push followed by a Subscribe. A failure is a
+  // kProblem event for the code's plan (kInviteUnknown, kInviteUsed, kInviteExpired,
+  // kInviteMismatch, kMembershipInvalid) and nothing is kept.
+  kith::v1::ClientMessage redeem(const InviteCode& code, std::string_view title);
+
   // --- Reading. Throw kMalformed for a plan this device does not hold. ---
   std::vector<std::pair<PlanId, std::string>> plans() const;
   const PlanState& state(const PlanId& plan) const;
@@ -180,6 +238,9 @@ class SyncEngine {
   void push_ops(Plan& p, std::vector<kith::v1::ClientMessage>& out);
   // engine_membership.cpp
   void append_entry(Plan& p, MembershipEntry& entry);
+  // A key rotation of `section` by this device: entry, new key, envelopes for its readers. Joins
+  // the caller's transaction; the caller restores `p.log` if it throws.
+  void append_rotation(Plan& p, const Section& section);
   std::vector<Cutoff> rotation_cutoffs(const Plan& p, const MembershipLog& log,
                                        const Section& section) const;
   void wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
@@ -193,6 +254,19 @@ class SyncEngine {
   std::vector<kith::v1::ClientMessage> handle_ack(const kith::v1::PushAck& ack,
                                                   std::uint64_t request_id);
   void handle_error(const kith::v1::ServerMessage& message);
+  // engine_circle.cpp
+  struct PendingJoin;
+  std::vector<kith::v1::ClientMessage> handle_join(PendingJoin& join,
+                                                   const kith::v1::ServerMessage& message,
+                                                   bool& done);
+  std::vector<kith::v1::ClientMessage> complete_join(PendingJoin& join,
+                                                     const kith::v1::InviteRedeemed& redeemed);
+  // Wraps, for a member who joined with an invitation made before them, the keys of the
+  // rotations this device wrote since that invitation (the invitation's envelopes predate them).
+  void wrap_for_newcomer(Plan& p, const MembershipEntry& joined);
+  std::vector<Cutoff> all_cutoffs(const Plan& p, const std::set<Section>& sections) const;
+  // engine_access_log.cpp
+  std::vector<kith::v1::ClientMessage> handle_access_log(const kith::v1::AccessLog& page);
   // engine_checksums.cpp
   void save_digests(Plan& p);
   void refold_digests(Plan& p);
@@ -209,6 +283,7 @@ class SyncEngine {
   std::function<std::uint64_t()> now_ms_;
   std::function<void(const SyncEvent&)> sink_;
   std::map<PlanId, std::unique_ptr<Plan>> plans_;
+  std::map<std::uint64_t, std::unique_ptr<PendingJoin>> joins_;  // by RedeemInvite request id
   std::uint64_t next_request_ = 1;
 };
 

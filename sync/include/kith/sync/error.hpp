@@ -31,6 +31,11 @@ enum class SyncErrorCode {
   kChecksumMismatch,   // a section's checksum from the server differs from what the device
                        // received; the device fetches the plan again from the start
   kServerDiverged,     // it still differs after fetching everything again; not retried
+  kInviteCode,         // an invite code that is mistyped, cut short or altered
+  kInviteUnknown,      // no such invitation in the plan
+  kInviteUsed,         // the invitation was accepted already (it is single-use)
+  kInviteExpired,      // the invitation's time ran out
+  kInviteMismatch,     // what the server gave for an invitation is not what the code stands for
 };
 
 std::string_view sync_error_code_name(SyncErrorCode code) noexcept;

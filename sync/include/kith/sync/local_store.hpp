@@ -73,6 +73,7 @@ struct StoredEnvelope {
 struct OutgoingEnvelope {
   std::uint64_t id = 0;  // chosen by the store: increasing, never reused
   Bytes envelope;
+  std::optional<OpId> invite;  // set for an invitation's envelope (sealed to the invite's key)
 
   friend bool operator==(const OutgoingEnvelope&, const OutgoingEnvelope&) = default;
 };
@@ -88,7 +89,7 @@ struct StoredSectionDigest {
 class LocalStore {
  public:
   // The schema this version writes; files from older versions are migrated to it on open.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens the store at `path`, creating it (mode 0600) when missing; WAL mode, synchronous=FULL,
   // foreign keys on; migrates an older schema, each step in its own transaction. Throws
@@ -194,12 +195,18 @@ class LocalStore {
   // --- Outgoing envelopes (opaque): section keys this device wrapped for other devices, kept
   // until the server has stored them, so that a restart does not lose them. ---
   // Queues an envelope and returns its id.
-  std::uint64_t add_outgoing_envelope(const PlanId& plan, ByteView envelope);
+  std::uint64_t add_outgoing_envelope(const PlanId& plan, ByteView envelope,
+                                      const std::optional<OpId>& invite = std::nullopt);
   // In the order they were queued.
   std::vector<OutgoingEnvelope> outgoing_envelopes(const PlanId& plan) const;
   // When the server has stored it, or it is no longer wanted. Removing an envelope that is not
   // queued does nothing.
   void remove_outgoing_envelope(const PlanId& plan, std::uint64_t id);
+
+  // People whose safety number this device's owner compared in person and marked verified,
+  // with when (Unix ms). Not plan-specific: an account id is the person's identity key.
+  void set_verified(const AccountId& account, std::uint64_t at_ms);
+  std::optional<std::uint64_t> verified_at(const AccountId& account) const;
 
   // --- Section keys (sealed), one per (section, epoch); put replaces. ---
   void put_section_key(const PlanId& plan, std::string_view section, std::uint64_t epoch,

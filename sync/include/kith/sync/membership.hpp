@@ -101,6 +101,18 @@ struct MemberView {
   std::map<Section, GrantSpec> grants;  // in force at the end of the log (expiry not applied)
 };
 
+// An invitation as the log has it.
+struct InviteInfo {
+  std::uint64_t index = 0;  // of its kInviteCreated entry
+  DeviceId author;          // the device that wrote that entry
+  Bytes key;                // the public invite key (Ed25519, 32 bytes)
+  std::uint64_t expires_at_ms = 0;
+  std::vector<GrantSpec> grants;
+  AccountId created_by;
+  bool used = false;
+  std::optional<AccountId> accepted_by;
+};
+
 class MembershipLog {
  public:
   explicit MembershipLog(PlanId plan) : plan_(plan) {}
@@ -129,6 +141,9 @@ class MembershipLog {
   std::uint64_t epoch(const Section& section, std::optional<std::uint64_t> at = {}) const;
   std::vector<MemberView> members() const;
   const crypto::DeviceCertificate* certificate(const DeviceId& device) const;
+  // The invitation with this id, or nullptr.
+  const InviteInfo* invite(const OpId& id) const;
+  const std::map<OpId, InviteInfo>& invites() const noexcept { return invites_; }
 
   // Checks an op's author, rights, expiry and key epoch against the log as the author had
   // seen it. Returns the rights for the merge, or throws SyncError: kMembershipInvalid (the op
@@ -150,13 +165,6 @@ class MembershipLog {
     AccountId account;
     std::uint64_t added;
     crypto::DeviceCertificate certificate;
-  };
-  struct Invite {
-    Bytes key;
-    std::uint64_t expires_at_ms;
-    std::vector<GrantSpec> grants;
-    AccountId created_by;
-    bool used = false;
   };
 
   // Orders grants_ by (account, section) and finds a key from references, so that a look-up
@@ -189,7 +197,7 @@ class MembershipLog {
   std::map<std::pair<AccountId, Section>, std::vector<Change>, GrantKeyLess> grants_;
   std::map<Section, std::vector<std::pair<std::uint64_t, std::uint64_t>>> epochs_;
   std::map<Section, std::vector<Barrier>> barriers_;
-  std::map<OpId, Invite> invites_;
+  std::map<OpId, InviteInfo> invites_;
 };
 
 }  // namespace kith::sync

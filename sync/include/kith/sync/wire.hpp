@@ -50,6 +50,7 @@ inline constexpr std::size_t kDeviceIdBytes = 32;
 inline constexpr std::size_t kNonceBytes = 32;
 inline constexpr std::size_t kSignatureBytes = 64;
 inline constexpr std::size_t kDigestBytes = 32;
+inline constexpr std::size_t kBoxKeyBytes = 32;
 inline constexpr std::size_t kDeviceCertificateBytes = 169;  // docs/PROTOCOL.md, version 1
 
 // What a decoder accepts. The defaults are the protocol's (docs/PROTOCOL.md); both ends use
