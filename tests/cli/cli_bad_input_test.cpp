@@ -16,14 +16,16 @@ class BadInput : public KithCli {
     plan = init_with_plan(env, "Ada", "Ada's plan");
     record = trimmed(ok(env, {"add", plan, "outcome", "text=Walk to the shop"}).out);
     before = snapshot(env);
-    ASSERT_FALSE(before["shown"].empty()) << before.dump() << kith(env, {"--json", "plan", "list"}).describe();
+    ASSERT_FALSE(before["shown"].empty())
+        << before.dump() << kith(env, {"--json", "plan", "list"}).describe();
   }
   // The refusal as a script sees it.
   void expect_refused(const std::vector<std::string>& args, int status, const std::string& code,
                       const std::string& message, const Env* with = nullptr) {
     std::vector<std::string> json_args = args;
     json_args.push_back("--json");
-    for (const std::vector<std::string>* a : {&args, static_cast<const std::vector<std::string>*>(&json_args)}) {
+    for (const std::vector<std::string>* a :
+         {&args, static_cast<const std::vector<std::string>*>(&json_args)}) {
       KithRun r = kith(with ? *with : env, *a);
       EXPECT_TRUE(r.exited && !r.timed_out) << r.describe();
       EXPECT_EQ(r.code, status) << r.describe();

@@ -47,8 +47,8 @@ TEST_F(KithCli, InitWorksOfflineAndSyncRegistersLater) {
 TEST_F(KithCli, OfflineEditsWaitThenSyncUploadsThem) {
   const Env off = offline("ada");
   const std::string plan = init_with_plan(off, "Ada", "Ada's plan");
-  ok(off, {"add", "Ada's plan", "profile", "about_me=I taught for 40 years",
-           "what_matters=My garden"});
+  ok(off,
+     {"add", "Ada's plan", "profile", "about_me=I taught for 40 years", "what_matters=My garden"});
   ok(off, {"add", plan.substr(0, 8), "support", "text=Morning visit", "time=08:00"});
   ok(off, {"add", plan, "activity", "text=Visit done", "at=2026-11-22T09:30"});
   auto listed = ok(off, {"--json", "plan", "list"}).json();
@@ -97,8 +97,10 @@ class TwoDevices : public KithCli {
       d.engine().follow(sync::PlanId::parse(plan), "Ada's plan");
     }
     {
-      auto d = cli::Device::open(cli::Home(home("phone")), kPassphrase, cli::Device::Access::kWrite);
-      d.engine().add_device(sync::PlanId::parse(plan), crypto::DeviceCertificate::parse(certificate));
+      auto d =
+          cli::Device::open(cli::Home(home("phone")), kPassphrase, cli::Device::Access::kWrite);
+      d.engine().add_device(sync::PlanId::parse(plan),
+                            crypto::DeviceCertificate::parse(certificate));
     }
     ok(a, {"sync"});
     ok(b, {"sync"});
@@ -186,7 +188,8 @@ TEST_F(KithCli, WatchReconnectsWhenTheServerComesBack) {
   KithChild watch({"watch", plan}, a);
   auto wait_for = [&](const std::function<bool()>& cond) {
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (!cond() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+    while (!cond() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(50ms);
     return cond();
   };
   ASSERT_TRUE(wait_for([&] { return watch.err().find("watching") != std::string::npos; }))

@@ -171,7 +171,8 @@ sync::RecordView record(const std::string& type, const std::string& section,
 TEST(Render, SummaryPrefersTextAndShortensWithoutBreakingUtf8) {
   EXPECT_EQ(record_summary(record("note", "notes", {{"at", "x"}, {"text", "hello"}})), "hello");
   EXPECT_EQ(record_summary(record("risk", "risk", {{"level", "high"}})), "level: high");
-  const std::string s = record_summary(record("note", "notes", {{"text", std::string(10, 'a') + "\xC3\xA9\xC3\xA9"}}), 12);
+  const std::string s = record_summary(
+      record("note", "notes", {{"text", std::string(10, 'a') + "\xC3\xA9\xC3\xA9"}}), 12);
   EXPECT_EQ(s, std::string(9, 'a') + "...");
 }
 
@@ -188,9 +189,9 @@ TEST_F(WithEngine, ShowReadsLikeACarePlan) {
                   [](const sync::AccountId&) { return std::string("you"); });
   const std::string text = out.str();
   std::size_t at = 0;
-  for (const char* heading : {"About me", "A teacher", "What matters to me", "My cat", "Outcomes",
-                              "Walk to the shop", "Support", "Morning visit", "Recent activity",
-                              "Visit done", "Risks", "Falls at night"}) {
+  for (const char* heading :
+       {"About me", "A teacher", "What matters to me", "My cat", "Outcomes", "Walk to the shop",
+        "Support", "Morning visit", "Recent activity", "Visit done", "Risks", "Falls at night"}) {
     const auto found = text.find(heading, at);
     ASSERT_NE(found, std::string::npos) << heading << " missing or out of order in:\n" << text;
     at = found;
@@ -209,10 +210,20 @@ Ran run_args(std::vector<std::string> args, std::map<std::string, std::string> e
 }
 
 TEST(Commands, EveryCommandHasHelp) {
-  for (std::vector<std::string> cmd :
-       {std::vector<std::string>{}, {"init"}, {"whoami"}, {"plan"}, {"plan", "create"},
-        {"plan", "list"}, {"add"}, {"set"}, {"list"}, {"show"}, {"conflicts"}, {"resolve"},
-        {"sync"}, {"watch"}}) {
+  for (std::vector<std::string> cmd : {std::vector<std::string>{},
+                                       {"init"},
+                                       {"whoami"},
+                                       {"plan"},
+                                       {"plan", "create"},
+                                       {"plan", "list"},
+                                       {"add"},
+                                       {"set"},
+                                       {"list"},
+                                       {"show"},
+                                       {"conflicts"},
+                                       {"resolve"},
+                                       {"sync"},
+                                       {"watch"}}) {
     cmd.push_back("--help");
     auto r = run_args(cmd);
     EXPECT_EQ(r.code, 0) << cmd.front() << r.err;

@@ -78,7 +78,8 @@ CliError from_parse_error(const CLI::ParseError& e, const CLI::App& app,
       if (word.empty()) {
         return CliError(Exit::kUsage, "usage", "no command given; `kith --help` lists them");
       }
-      const auto known = app.get_subcommands([&](const CLI::App* c) { return c->check_name(word); });
+      const auto known =
+          app.get_subcommands([&](const CLI::App* c) { return c->check_name(word); });
       if (known.empty()) {
         return CliError(Exit::kUsage, "unknown_command",
                         "unknown command '" + word + "'; `kith --help` lists the commands");
@@ -89,13 +90,15 @@ CliError from_parse_error(const CLI::ParseError& e, const CLI::App& app,
     (void)extras;
     for (std::size_t i = 1; i < args.size(); ++i) {
       if (args[i].starts_with("-") && what.find(args[i]) != std::string::npos) {
-        return CliError(Exit::kUsage, "bad_flag",
-                        "unknown option '" + args[i] + "'; add --help to the command to see its options");
+        return CliError(
+            Exit::kUsage, "bad_flag",
+            "unknown option '" + args[i] + "'; add --help to the command to see its options");
       }
     }
     return CliError(Exit::kUsage, "usage", what + "; add --help to the command to see its usage");
   }
-  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) || dynamic_cast<const CLI::ConversionError*>(&e) ||
+  if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) ||
+      dynamic_cast<const CLI::ConversionError*>(&e) ||
       dynamic_cast<const CLI::ValidationError*>(&e)) {
     return CliError(Exit::kUsage, "bad_flag", what);
   }
@@ -120,13 +123,15 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   // Decided before parsing, so that a parse error is reported in the form the caller asked for.
   const bool json_requested = std::find(args.begin(), args.end(), "--json") != args.end();
 
-  CLI::App app{"kith: your care plan, end-to-end encrypted, on this device and the people you choose.",
-               "kith"};
+  CLI::App app{
+      "kith: your care plan, end-to-end encrypted, on this device and the people you choose.",
+      "kith"};
   app.set_version_flag("--version", "kith 0.1.0");
   app.require_subcommand(1);
   // Global options may come after the command too (`kith list PLAN --json`).
   app.fallthrough();
-  app.add_option("--home", ctx.opts.home, "This device's Kith directory (KITH_HOME; default ~/.kith)");
+  app.add_option("--home", ctx.opts.home,
+                 "This device's Kith directory (KITH_HOME; default ~/.kith)");
   app.add_option("--server", ctx.opts.server, "The server, wss://HOST:PORT (KITH_SERVER)");
   app.add_option("--ca", ctx.opts.ca, "PEM file of the CA to trust for the server (KITH_CA)");
   app.add_flag("--json", ctx.opts.json, "Machine-readable output");

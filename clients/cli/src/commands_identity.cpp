@@ -49,12 +49,9 @@ void init(Context& ctx, const std::string& name) {
   }
 
   if (ctx.opts.json) {
-    nlohmann::json j{{"home", home.dir().string()},
-                     {"name", made.info.name},
-                     {"account", made.info.account},
-                     {"device", made.info.device},
-                     {"recovery_key", made.recovery_key},
-                     {"registered", registered}};
+    nlohmann::json j{{"home", home.dir().string()},       {"name", made.info.name},
+                     {"account", made.info.account},      {"device", made.info.device},
+                     {"recovery_key", made.recovery_key}, {"registered", registered}};
     if (server) j["server"] = server->url;
     if (!why_not.empty()) j["registration_error"] = why_not;
     ctx.emit(j);
@@ -87,7 +84,8 @@ void whoami(Context& ctx) {
   // identity public key the safety number is made from.
   const DeviceInfo info = home.read_info();
   const auto account = sync::AccountId::parse(info.account);
-  const std::string safety = grouped(crypto::safety_number_half(crypto::VerifyKey::parse(account.bytes())));
+  const std::string safety =
+      grouped(crypto::safety_number_half(crypto::VerifyKey::parse(account.bytes())));
   if (ctx.opts.json) {
     ctx.emit({{"name", info.name},
               {"account", info.account},

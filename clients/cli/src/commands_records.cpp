@@ -143,7 +143,8 @@ void show(Context& ctx, const Args& a) {
   }
   print_care_plan(ctx.out, title, state, name);
   if (const auto waiting = engine.outbox_size(plan)) {
-    ctx.out << "\n" << count_of(waiting, "change", "changes") << " waiting to upload (`kith sync`).\n";
+    ctx.out << "\n"
+            << count_of(waiting, "change", "changes") << " waiting to upload (`kith sync`).\n";
   }
 }
 

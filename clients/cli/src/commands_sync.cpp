@@ -139,7 +139,8 @@ bool worth_retrying(const TransportError& e) {
     case K::kClosed:
       return true;
     case K::kServerError:
-      return e.server_code() == kith::v1::SHUTTING_DOWN || e.server_code() == kith::v1::SERVER_BUSY ||
+      return e.server_code() == kith::v1::SHUTTING_DOWN ||
+             e.server_code() == kith::v1::SERVER_BUSY ||
              e.server_code() == kith::v1::RATE_LIMITED || e.server_code() == kith::v1::SLOW_READER;
     default:
       return false;
@@ -165,7 +166,8 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
     if (e.plan != plan) return;
     using K = sync::SyncEvent::Kind;
     if (e.kind == K::kProblem) {
-      ctx.err << "kith: warning: " << sync::sync_error_code_name(e.code) << ": " << e.message << "\n";
+      ctx.err << "kith: warning: " << sync::sync_error_code_name(e.code) << ": " << e.message
+              << "\n";
       return;
     }
     if (e.kind != K::kRecordChanged && e.kind != K::kConflict) return;
@@ -206,8 +208,8 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
       if (g_stop.load()) break;
       if (!worth_retrying(e)) throw;
       const auto delay = backoff_delay(attempt++);
-      ctx.err << "kith: " << e.what() << "; trying again in " << std::chrono::duration<double>(delay).count()
-              << " s\n";
+      ctx.err << "kith: " << e.what() << "; trying again in "
+              << std::chrono::duration<double>(delay).count() << " s\n";
       sleep_unless_stopped(delay);
     }
   }

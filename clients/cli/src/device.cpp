@@ -70,8 +70,8 @@ Device Device::open(const Home& home, std::string_view passphrase, Access access
   Device d(home, home.read_info());
   if (access == Access::kWrite) d.lock_ = std::make_unique<HomeLock>(home, kLockWaitMs);
   const crypto::SecretBytes payload = crypto::KeyStore(home.key_file()).load(passphrase);
-  sync::DeviceIdentity me = sync::DeviceIdentity::create(
-      crypto::DeviceSecrets::parse(payload.view()), d.info_.issued_at);
+  sync::DeviceIdentity me =
+      sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(payload.view()), d.info_.issued_at);
   if (me.account().hex() != d.info_.account || me.device().hex() != d.info_.device) {
     throw CliError(Exit::kKeys, "corrupt_home",
                    home.info_file().string() + " describes another device than the key file");

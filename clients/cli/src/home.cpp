@@ -114,7 +114,8 @@ HomeLock::HomeLock(const Home& home, int wait_ms) {
     if (errno != EWOULDBLOCK && errno != EINTR) {
       const std::string why = std::strerror(errno);
       ::close(fd_);
-      throw CliError(Exit::kFailed, "home_io", "cannot lock " + home.lock_file().string() + ": " + why);
+      throw CliError(Exit::kFailed, "home_io",
+                     "cannot lock " + home.lock_file().string() + ": " + why);
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       ::close(fd_);

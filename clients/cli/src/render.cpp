@@ -76,9 +76,8 @@ void item(std::ostream& out, const RecordView& r, const std::string& text) {
 
 const char* heading_for(const std::string& section) {
   static const std::map<std::string, const char*> kHeadings = {
-      {"outcomes", "Outcomes"},      {"support", "Support"},
-      {"risk", "Risks"},             {"health", "Health"},
-      {"circle", "Circle of support"}, {"assessment", "Assessment"},
+      {"outcomes", "Outcomes"}, {"support", "Support"},          {"risk", "Risks"},
+      {"health", "Health"},     {"circle", "Circle of support"}, {"assessment", "Assessment"},
       {"budget", "Budget"}};
   auto it = kHeadings.find(section);
   return it == kHeadings.end() ? nullptr : it->second;
@@ -216,8 +215,9 @@ void print_care_plan(std::ostream& out, const std::string& title, const sync::Pl
     for (const auto* r : by_section[s]) activity.push_back(r);
   }
   if (!activity.empty()) {
-    std::stable_sort(activity.begin(), activity.end(),
-                     [](const RecordView* a, const RecordView* b) { return moment(*a) > moment(*b); });
+    std::stable_sort(
+        activity.begin(), activity.end(),
+        [](const RecordView* a, const RecordView* b) { return moment(*a) > moment(*b); });
     out << "\nRecent activity\n";
     for (std::size_t i = 0; i < activity.size() && i < recent; ++i) {
       const auto& r = *activity[i];
@@ -236,8 +236,8 @@ void print_care_plan(std::ostream& out, const std::string& title, const sync::Pl
   }
   const auto conflicts = state.conflicts();
   if (!conflicts.empty()) {
-    out << "\n" << conflicts.size()
-        << (conflicts.size() == 1 ? " field has" : " fields have")
+    out << "\n"
+        << conflicts.size() << (conflicts.size() == 1 ? " field has" : " fields have")
         << " concurrent edits waiting for a person: `kith conflicts PLAN`\n";
   }
 }

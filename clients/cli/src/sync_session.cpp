@@ -117,7 +117,8 @@ PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& prog
     const auto id = m->request_id();
     const bool ours = id != 0 && std::find(open_.begin(), open_.end(), id) != open_.end();
     if (m->has_error() && ours) {
-      r.errors.push_back({lower(kith::v1::ErrorCode_Name(m->error().code())), m->error().message()});
+      r.errors.push_back(
+          {lower(kith::v1::ErrorCode_Name(m->error().code())), m->error().message()});
     }
     send_all(engine_.handle(*m));
     drain_events();

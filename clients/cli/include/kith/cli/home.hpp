@@ -20,10 +20,10 @@
 namespace kith::cli {
 
 struct DeviceInfo {
-  std::string name;              // what `kith init --name` was given
-  std::string account;           // hex
-  std::string device;            // hex
-  std::uint64_t issued_at = 0;   // the device certificate's issued_at (Unix ms)
+  std::string name;             // what `kith init --name` was given
+  std::string account;          // hex
+  std::string device;           // hex
+  std::uint64_t issued_at = 0;  // the device certificate's issued_at (Unix ms)
 };
 
 class Home {

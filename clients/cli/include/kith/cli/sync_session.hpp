@@ -29,7 +29,7 @@
 namespace kith::cli {
 
 struct ServerOptions {
-  std::string url;                              // wss://HOST:PORT[/path]
+  std::string url;                               // wss://HOST:PORT[/path]
   std::optional<std::filesystem::path> ca_file;  // none: the system's trust store
   std::chrono::milliseconds timeout{15000};      // connecting, and silence while waiting
 };
