@@ -1,0 +1,68 @@
+// This device as the commands use it: the keys opened with the passphrase, the local store and
+// the sync engine over it.
+//
+//   Device d = Device::open(home, passphrase, Device::Access::kWrite);
+//   auto id = d.engine().create_plan("Ada's plan");
+//
+// kWrite takes the home's lock for the Device's lifetime, so two processes never author into
+// this device's chains at once; kRead takes none (reading is safe beside a writer: SQLite
+// isolates it, and what the engine saves on close is consistent with what it read). Not
+// thread-safe. The engine saves its state when the Device is destroyed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kith/cli/home.hpp"
+#include "kith/crypto/recovery.hpp"
+#include "kith/sync/engine.hpp"
+#include "kith/sync/local_store.hpp"
+
+namespace kith::cli {
+
+// What `kith init` made. `recovery_key` is shown to the person once; the caller wipes it.
+struct Created {
+  DeviceInfo info;
+  std::string recovery_key;
+};
+
+// Wall clock, Unix milliseconds.
+std::uint64_t now_ms();
+
+// Makes a new identity (from a fresh recovery key) and device keys, seals them in the key store
+// under `passphrase`, writes device.json and an empty store. With `recovery`, the identity is the
+// one that recovery key restores and only the device keys are new (another device of the same
+// account; `kith init --recover` and `kith device add` will use this). Throws
+// CliError(already_initialised) if the home has keys; on any failure, removes what it wrote.
+Created create_device(const Home& home, std::string_view name, std::string_view passphrase,
+                      const crypto::RecoveryKey* recovery = nullptr);
+
+class Device {
+ public:
+  enum class Access { kRead, kWrite };
+
+  // Throws CliError: not_initialised, wrong_passphrase, corrupt_key_file, home_busy, store.
+  static Device open(const Home& home, std::string_view passphrase, Access access);
+
+  Device(Device&&) noexcept;
+  Device& operator=(Device&&) noexcept;
+  ~Device();
+
+  sync::SyncEngine& engine() noexcept { return *engine_; }
+  const sync::SyncEngine& engine() const noexcept { return *engine_; }
+  const DeviceInfo& info() const noexcept { return info_; }
+  const Home& home() const noexcept { return home_; }
+
+ private:
+  Device(Home home, DeviceInfo info);
+
+  Home home_;
+  DeviceInfo info_;
+  std::unique_ptr<HomeLock> lock_;
+  std::unique_ptr<sync::LocalStore> store_;
+  std::unique_ptr<sync::SyncEngine> engine_;  // after store_: destroyed before it
+};
+
+}  // namespace kith::cli

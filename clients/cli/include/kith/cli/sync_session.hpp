@@ -1,0 +1,93 @@
+// One conversation with kithd for the CLI: connect (TLS verified against --ca or the system
+// store), authenticate with the device key (which also registers the device on first contact),
+// then either sync plans once (subscribe, catch up, push what is queued, wait for the acks) or
+// stay connected and hand live changes to a callback until asked to stop.
+//
+//   SyncSession s(device.engine(), {.url = "wss://127.0.0.1:8443", .ca_file = ca});
+//   s.connect();
+//   PlanSync r = s.sync_plan(plan, on_progress);
+//
+// Every wait has a deadline (ServerOptions::timeout without a word from the server), so nothing
+// hangs. Transport failures surface as client::TransportError; a server Error answering one of
+// our requests is collected in PlanSync::errors. Not thread-safe. The engine's event sink is
+// the session's while it lives.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kith/client/transport.hpp"
+#include "kith/sync/engine.hpp"
+
+namespace kith::cli {
+
+struct ServerOptions {
+  std::string url;                               // wss://HOST:PORT[/path]
+  std::optional<std::filesystem::path> ca_file;  // none: the system's trust store
+  std::chrono::milliseconds timeout{15000};      // connecting, and silence while waiting
+};
+
+// Throws CliError(bad_server_url) for a URL Endpoint::parse refuses.
+client::Endpoint parse_server_url(const std::string& url);
+
+struct ServerProblem {
+  std::string code;  // the server's ErrorCode, lower case ("not_member")
+  std::string message;
+};
+
+struct PlanSync {
+  sync::PlanId plan;
+  std::uint64_t sent = 0;      // queued ops the server has now acknowledged
+  std::uint64_t received = 0;  // records changed by what arrived
+  std::uint64_t waiting = 0;   // ops still waiting to upload afterwards
+  std::uint64_t server_seq = 0;
+  std::vector<ServerProblem> errors;  // server Errors answering our requests
+  std::vector<std::string> problems;  // what the engine refused or reported (kProblem)
+};
+
+// The engine's progress as batches arrive: the server sequence reached, and whether more follow.
+using ProgressFn = std::function<void(const sync::PlanId&, std::uint64_t server_seq, bool more)>;
+
+class SyncSession {
+ public:
+  SyncSession(sync::SyncEngine& engine, ServerOptions options);
+  ~SyncSession();
+
+  // Opens and authenticates. Throws client::TransportError (and CliError(bad_server_url)).
+  void connect();
+  bool connected() const noexcept;
+
+  // Push and pull `plan` once. Throws client::TransportError if the connection fails.
+  PlanSync sync_plan(const sync::PlanId& plan, const ProgressFn& progress = {});
+
+  // Subscribes to `plan`, then applies live messages, calling `on_event` for each engine event,
+  // until `stop` is set (checked at least every `poll`). Returns normally when stopped; throws
+  // client::TransportError when the connection is lost (the caller reconnects).
+  void follow(const sync::PlanId& plan, const std::function<void(const sync::SyncEvent&)>& on_event,
+              const std::atomic<bool>& stop,
+              std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+
+  void close() noexcept;
+
+ private:
+  void send_all(std::vector<kith::v1::ClientMessage> msgs);
+
+  sync::SyncEngine& engine_;
+  ServerOptions options_;
+  std::unique_ptr<client::Connection> conn_;
+  std::vector<sync::SyncEvent> events_;
+  std::vector<std::uint64_t> open_;  // request ids sent and not yet answered
+};
+
+// The delay before reconnect attempt `attempt` (0-based): 1 s, 2 s, 4 s, ... capped at `cap`.
+std::chrono::milliseconds backoff_delay(unsigned attempt,
+                                        std::chrono::milliseconds cap = std::chrono::seconds(30));
+
+}  // namespace kith::cli

@@ -1,0 +1,63 @@
+// What every command shares: the global options, the streams, the environment, and the helpers
+// that turn them into a home, an open device and a server. Internal to kith_cli_core.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "kith/cli/commands.hpp"
+#include "kith/cli/device.hpp"
+#include "kith/cli/environment.hpp"
+#include "kith/cli/error.hpp"
+#include "kith/cli/home.hpp"
+#include "kith/cli/render.hpp"
+#include "kith/cli/sync_session.hpp"
+
+namespace kith::cli {
+
+struct GlobalOptions {
+  std::string home;
+  std::string server;
+  std::string ca;
+  bool json = false;
+};
+
+struct Context {
+  std::ostream& out;
+  std::ostream& err;
+  const Environment& env;
+  Terminal terminal;
+  GlobalOptions opts;
+  // Set by the parsed subcommand's callback; run() calls it after parsing succeeds, so that a
+  // parse error never runs half a command.
+  std::function<void()> action;
+
+  Home home() const { return Home::locate(opts.home, env); }
+  // Asks for the passphrase (KITH_PASSPHRASE or the terminal) and opens the device.
+  Device open(Device::Access access) const;
+  // --server / KITH_SERVER and --ca / KITH_CA; nullopt when no server is configured.
+  std::optional<ServerOptions> server() const;
+  // As server(), throwing CliError(no_server) when none is configured.
+  ServerOptions require_server() const;
+  // "you (NAME)" for this account, a short account id for others.
+  NameOf names(const Device& device) const;
+  // Prints a success object (with "ok": true) on stdout, as one line.
+  void emit(nlohmann::json j) const;
+};
+
+// The command table. Each adds its subcommands to `app`; the commands still to come (invite,
+// join, members, grant, revoke, log, device, export, import) get a register_* of their own.
+void register_identity_commands(CLI::App& app, Context& ctx);  // init, whoami
+void register_plan_commands(CLI::App& app, Context& ctx);      // plan create, plan list
+void register_record_commands(CLI::App& app, Context& ctx);    // add, set, list, show,
+                                                               // conflicts, resolve
+void register_sync_commands(CLI::App& app, Context& ctx);      // sync, watch
+
+// "1 change" / "3 changes".
+std::string count_of(std::uint64_t n, std::string_view one, std::string_view many);
+
+}  // namespace kith::cli

@@ -1,0 +1,84 @@
+#include "kith/cli/device.hpp"
+
+#include <chrono>
+#include <system_error>
+
+#include "kith/cli/error.hpp"
+#include "kith/crypto/identity.hpp"
+#include "kith/crypto/key_store.hpp"
+
+namespace kith::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// How long a writing command waits for another kith process on the same home.
+constexpr int kLockWaitMs = 5000;
+
+void remove_quietly(const fs::path& p) {
+  std::error_code ec;
+  fs::remove(p, ec);
+}
+
+}  // namespace
+
+std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+Created create_device(const Home& home, std::string_view name, std::string_view passphrase,
+                      const crypto::RecoveryKey* restore) {
+  if (home.initialised()) {
+    throw CliError(Exit::kKeys, "already_initialised",
+                   "there is already a Kith identity in " + home.dir().string() +
+                       "; use another --home to make a new one");
+  }
+  home.create();
+  HomeLock lock(home, kLockWaitMs);
+  // The identity key comes from the recovery key, so writing the recovery key down is enough to
+  // restore the identity on a new phone.
+  const auto recovery = restore ? *restore : crypto::RecoveryKey::generate();
+  crypto::DeviceSecrets secrets{recovery.identity_key(), crypto::DeviceKeys::generate()};
+  const std::uint64_t issued_at = now_ms();
+  const crypto::KeyStore keys(home.key_file());
+  Created out;
+  try {
+    keys.save(secrets.serialize(), passphrase);
+    sync::DeviceIdentity me = sync::DeviceIdentity::create(std::move(secrets), issued_at);
+    out.info = DeviceInfo{std::string(name), me.account().hex(), me.device().hex(), issued_at};
+    home.write_info(out.info);
+    sync::LocalStore store(home.store_file(), me.storage_key());
+  } catch (...) {
+    for (const auto& p : {home.key_file(), home.info_file(), home.store_file()}) remove_quietly(p);
+    remove_quietly(home.store_file().string() + "-wal");
+    remove_quietly(home.store_file().string() + "-shm");
+    throw;
+  }
+  out.recovery_key = recovery.text();
+  return out;
+}
+
+Device::Device(Home home, DeviceInfo info) : home_(std::move(home)), info_(std::move(info)) {}
+Device::Device(Device&&) noexcept = default;
+Device& Device::operator=(Device&&) noexcept = default;
+Device::~Device() = default;
+
+Device Device::open(const Home& home, std::string_view passphrase, Access access) {
+  home.require_initialised();
+  Device d(home, home.read_info());
+  if (access == Access::kWrite) d.lock_ = std::make_unique<HomeLock>(home, kLockWaitMs);
+  const crypto::SecretBytes payload = crypto::KeyStore(home.key_file()).load(passphrase);
+  sync::DeviceIdentity me =
+      sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(payload.view()), d.info_.issued_at);
+  if (me.account().hex() != d.info_.account || me.device().hex() != d.info_.device) {
+    throw CliError(Exit::kKeys, "corrupt_home",
+                   home.info_file().string() + " describes another device than the key file");
+  }
+  d.store_ = std::make_unique<sync::LocalStore>(home.store_file(), me.storage_key());
+  d.engine_ = std::make_unique<sync::SyncEngine>(*d.store_, std::move(me), now_ms);
+  return d;
+}
+
+}  // namespace kith::cli

@@ -1,0 +1,168 @@
+#include "kith/cli/sync_session.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include "kith/cli/device.hpp"
+#include "kith/cli/error.hpp"
+
+namespace kith::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using client::TransportError;
+using std::chrono::milliseconds;
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool answers_request(const kith::v1::ServerMessage& m) {
+  return m.has_catch_up_complete() || m.has_push_ack() || m.has_error() || m.has_access_log();
+}
+
+}  // namespace
+
+client::Endpoint parse_server_url(const std::string& url) {
+  try {
+    return client::Endpoint::parse(url);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(Exit::kUsage, "bad_server_url",
+                   "the server '" + url + "' is not wss://HOST:PORT (" + e.what() + ")");
+  }
+}
+
+std::chrono::milliseconds backoff_delay(unsigned attempt, std::chrono::milliseconds cap) {
+  const unsigned shift = std::min(attempt, 20u);
+  return std::min(milliseconds(1000 * (std::int64_t{1} << shift)), cap);
+}
+
+SyncSession::SyncSession(sync::SyncEngine& engine, ServerOptions options)
+    : engine_(engine), options_(std::move(options)) {
+  engine_.on_event([this](const sync::SyncEvent& e) { events_.push_back(e); });
+}
+
+SyncSession::~SyncSession() {
+  engine_.on_event({});
+  close();
+}
+
+void SyncSession::connect() {
+  const client::Endpoint endpoint = parse_server_url(options_.url);
+  client::TlsOptions tls;
+  tls.ca_file = options_.ca_file;
+  tls.timeout = options_.timeout;
+  conn_.reset();
+  conn_ = client::Connection::open(endpoint, tls);
+  // The server registers a device it has not seen when it authenticates.
+  conn_->authenticate(engine_.identity(), "kith-cli 0.1");
+}
+
+bool SyncSession::connected() const noexcept { return conn_ && conn_->is_open(); }
+
+void SyncSession::close() noexcept {
+  if (conn_) conn_->close();
+  conn_.reset();
+}
+
+void SyncSession::send_all(std::vector<kith::v1::ClientMessage> msgs) {
+  for (auto& m : msgs) {
+    open_.push_back(m.request_id());
+    conn_->send(m);
+  }
+}
+
+PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& progress) {
+  if (!conn_) throw std::logic_error("SyncSession::sync_plan before connect");
+  PlanSync r;
+  r.plan = plan;
+  open_.clear();
+  events_.clear();
+  auto drain_events = [&] {
+    for (const auto& e : events_) {
+      if (e.plan != plan) continue;
+      switch (e.kind) {
+        case sync::SyncEvent::Kind::kAcked:  // counted below: acks and echoes both report
+          break;
+        case sync::SyncEvent::Kind::kRecordChanged:
+          ++r.received;
+          break;
+        case sync::SyncEvent::Kind::kProblem:
+          r.problems.push_back(std::string(sync::sync_error_code_name(e.code)) + ": " + e.message);
+          break;
+        case sync::SyncEvent::Kind::kProgress:
+          if (progress) progress(plan, e.server_seq, e.more);
+          break;
+        case sync::SyncEvent::Kind::kConflict:
+          break;
+      }
+    }
+    events_.clear();
+  };
+  const std::uint64_t waiting_before = engine_.outbox_size(plan);
+  send_all(engine_.subscribe(plan));
+  auto last_heard = Clock::now();
+  while (!open_.empty()) {
+    const auto silent = std::chrono::duration_cast<milliseconds>(Clock::now() - last_heard);
+    if (silent >= options_.timeout) {
+      throw TransportError(TransportError::Kind::kTimeout,
+                           "the server at " + options_.url + " stopped answering during the sync");
+    }
+    auto m = conn_->receive(std::min(options_.timeout - silent, milliseconds(500)));
+    if (!m) continue;
+    last_heard = Clock::now();
+    if (m->has_pong()) continue;
+    const auto id = m->request_id();
+    const bool ours = id != 0 && std::find(open_.begin(), open_.end(), id) != open_.end();
+    if (m->has_error() && ours) {
+      r.errors.push_back(
+          {lower(kith::v1::ErrorCode_Name(m->error().code())), m->error().message()});
+    }
+    send_all(engine_.handle(*m));
+    drain_events();
+    if (answers_request(*m) && ours) std::erase(open_, id);
+  }
+  drain_events();
+  r.waiting = engine_.outbox_size(plan);
+  r.sent = waiting_before > r.waiting ? waiting_before - r.waiting : 0;
+  r.server_seq = engine_.cursor(plan);
+  return r;
+}
+
+void SyncSession::follow(const sync::PlanId& plan,
+                         const std::function<void(const sync::SyncEvent&)>& on_event,
+                         const std::atomic<bool>& stop, milliseconds poll) {
+  if (!conn_) throw std::logic_error("SyncSession::follow before connect");
+  open_.clear();
+  events_.clear();
+  auto deliver = [&] {
+    for (const auto& e : events_) {
+      if (on_event) on_event(e);
+    }
+    events_.clear();
+  };
+  send_all(engine_.subscribe(plan));
+  // A kith-level Ping now and then: it keeps idle-timeout middleboxes from closing a quiet
+  // connection, and a dead connection shows up as a failed send rather than silence.
+  constexpr milliseconds kPingEvery{20000};
+  auto last_ping = Clock::now();
+  while (!stop.load()) {
+    if (Clock::now() - last_ping >= kPingEvery) {
+      kith::v1::ClientMessage ping;
+      ping.set_request_id(conn_->next_request_id() + (1ull << 40));
+      ping.mutable_ping()->set_client_time_ms(now_ms());
+      conn_->send(ping);
+      last_ping = Clock::now();
+    }
+    auto m = conn_->receive(poll);
+    if (!m) continue;
+    if (m->has_pong()) continue;
+    send_all(engine_.handle(*m));
+    open_.clear();  // live: nothing waits for the answers
+    deliver();
+  }
+}
+
+}  // namespace kith::cli
