@@ -10,7 +10,9 @@
 #include <iterator>
 #include <thread>
 
+#include "kith/crypto/envelope.hpp"
 #include "kith/sync/invite.hpp"
+#include "kith/sync/key_ring.hpp"
 #include "kith/sync/roles.hpp"
 #include "kithd_test_fixture.hpp"
 #include "support/plan_steps.hpp"
@@ -350,6 +352,78 @@ TEST_F(KithdCircleTest, PlanTextNeverReachesTheServersFilesOrLog) {
   }
   EXPECT_GT(scanned, 10000u);
   EXPECT_EQ(server->log_text().find(canary), std::string::npos);
+}
+
+TEST_F(KithdCircleTest, InvitationEnvelopesAreRefusedUnlessTheInviterSendsGrantedKeys) {
+  owner_with_full_plan();
+  auto family = invite_and_join("family", Role::kFamily);
+  InviteCode code = owner->engine->invite(
+      plan, {GrantSpec{Section::parse("notes"), Permission::kRead, 0}}, wall_ms() + kWeek);
+  ASSERT_TRUE(owner->sync(plan).empty());
+  const auto box = code.box_key().public_key();
+  auto envelope = [&](TestDevice& from, std::string_view section) {
+    return crypto::Envelope::create(crypto::SectionKey::generate(),
+                                    sync::section_key_context(plan, Section::parse(section), 1),
+                                    box, from.secrets().device.signing)
+        .serialize();
+  };
+  auto push = [&](TestDevice& from, const sync::OpId& invite, const crypto::Bytes& env) {
+    return from.request(message_with(0, [&](kith::v1::ClientMessage& m) {
+      m.mutable_push_envelopes()->set_plan_id(str(plan.bytes()));
+      m.mutable_push_envelopes()->set_invite_id(str(invite.bytes()));
+      m.mutable_push_envelopes()->add_envelopes(str(env));
+    }));
+  };
+  // Only the device that wrote the invitation may hand out its keys.
+  EXPECT_EQ(code_of(push(*family, code.invite_id(), envelope(*family, "notes"))),
+            kith::v1::FORBIDDEN);
+  // Only keys of the sections it grants.
+  EXPECT_EQ(code_of(push(*owner, code.invite_id(), envelope(*owner, "health"))),
+            kith::v1::FORBIDDEN);
+  // Only for an invitation that exists.
+  EXPECT_EQ(code_of(push(*owner, sync::OpId::random(), envelope(*owner, "notes"))),
+            kith::v1::INVITE_UNKNOWN);
+  // The invitation's own envelopes are still what a redeemer gets: one per epoch of notes.
+  TestDevice nurse(dir.path(), "nurse");
+  nurse.connect(*server);
+  auto answers = nurse.request(nurse.engine->redeem(code, "plan"));
+  ASSERT_TRUE(answers.has_membership_batch()) << answers.DebugString();
+}
+
+TEST_F(KithdCircleTest, AJoinStampedBeforeTheExpiryIsRefusedAfterItByTheServersClock) {
+  owner_with_full_plan();
+  // The invitee's device believes it is still in time (its clock is behind); the server's is not.
+  auto log = owner->engine->membership(plan);
+  crypto::Bytes secret(16, 9);
+  auto key = sync::invite_key_from_secret(secret);
+  auto inv = log.next(sync::MembershipEntry::Kind::kInviteCreated, owner->device(), wall_ms());
+  inv.invite_id = sync::OpId::random();
+  inv.invite_key.assign(key.public_key().bytes().begin(), key.public_key().bytes().end());
+  inv.invite_expires_at_ms = wall_ms() + 800;
+  inv.grants = sync::role_grants(Role::kFamily);
+  inv.sign(owner->secrets().device.signing);
+  log.append(inv);
+  auto reply = owner->request(message_with(0, [&](kith::v1::ClientMessage& m) {
+    m.mutable_push_membership()->set_plan_id(str(plan.bytes()));
+    m.mutable_push_membership()->add_entries(str(inv.serialize()));
+  }));
+  ASSERT_TRUE(reply.has_push_ack()) << reply.DebugString();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+
+  TestDevice late(dir.path(), "late");
+  late.connect(*server);
+  auto join = log.next(sync::MembershipEntry::Kind::kInviteAccepted, late.device(),
+                       inv.invite_expires_at_ms - 100);
+  join.invite_id = inv.invite_id;
+  join.certificate = late.engine->identity().certificate;
+  join.invite_signature = key.sign(crypto::labels::kInviteJoin, join.invite_join_message());
+  join.sign(late.secrets().device.signing);
+  reply = late.request(message_with(0, [&](kith::v1::ClientMessage& m) {
+    m.mutable_push_membership()->set_plan_id(str(plan.bytes()));
+    m.mutable_push_membership()->add_entries(str(join.serialize()));
+  }));
+  EXPECT_EQ(code_of(reply), kith::v1::INVITE_EXPIRED);
+  EXPECT_EQ(raw_catch_up(*owner, plan, 0).entries.size(), log.size());  // nothing stored
 }
 
 }  // namespace
