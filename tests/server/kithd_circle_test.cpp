@@ -426,5 +426,35 @@ TEST_F(KithdCircleTest, AJoinStampedBeforeTheExpiryIsRefusedAfterItByTheServersC
   EXPECT_EQ(raw_catch_up(*owner, plan, 0).entries.size(), log.size());  // nothing stored
 }
 
+TEST_F(KithdCircleTest, AManagerRotatesAfterAnExpiryWhileTheOwnerIsOffline) {
+  owner_with_full_plan();
+  auto social_worker = invite_and_join("social-worker", Role::kSocialWorker);  // manages circle
+  const std::uint64_t until = wall_ms() + 2500;
+  InviteCode code = owner->engine->invite(
+      plan, {GrantSpec{Section::parse("circle"), Permission::kRead, until}}, wall_ms() + kWeek);
+  ASSERT_TRUE(owner->sync(plan).empty());
+  owner.reset();  // the owner's phone is off from here on
+
+  TestDevice neighbour(dir.path(), "neighbour");
+  neighbour.connect(*server);
+  ASSERT_TRUE(neighbour.join(code).empty());
+  ASSERT_EQ(texts(neighbour, plan, "circle"), (std::vector<std::string>{"Neighbour Joan"}));
+  ASSERT_TRUE(social_worker->sync(plan).empty());
+  EXPECT_TRUE(social_worker->engine->pending_rotations(plan).empty());
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(until - wall_ms() + 200));
+  EXPECT_EQ(social_worker->engine->rotate_expired(plan),
+            (std::vector<Section>{Section::parse("circle")}));
+  social_worker->engine->add_record(plan, "contact", {{"text", "Day centre, Tuesdays"}});
+  ASSERT_TRUE(social_worker->sync(plan).empty());
+  EXPECT_EQ(texts(*social_worker, plan, "circle"),
+            (std::vector<std::string>{"Day centre, Tuesdays", "Neighbour Joan"}));
+  EXPECT_TRUE(problem_codes(*social_worker).empty());
+
+  neighbour.sync(plan);
+  EXPECT_EQ(texts(neighbour, plan, "circle"), (std::vector<std::string>{"Neighbour Joan"}));
+  EXPECT_FALSE(neighbour.store->section_key(plan, "circle", 2).has_value());
+}
+
 }  // namespace
 }  // namespace kith::test
