@@ -49,7 +49,13 @@ std::unique_ptr<CatchUp> SyncService::subscribe(const std::shared_ptr<Peer>& pee
   auto p = plan(id);
   std::lock_guard lock(p->mu);
   ensure_loaded(*p);
-  if (!p->log || !p->log->account_of(who.device)) {
+  // A device not yet in the log may still read what its account may: a member's new device
+  // needs the log before it can add itself (membership kind 2, by the certified device).
+  const auto members = p->log ? p->log->members() : std::vector<sync::MemberView>{};
+  const bool account_is_member =
+      std::any_of(members.begin(), members.end(),
+                  [&](const sync::MemberView& m) { return m.account == who.account; });
+  if (!p->log || !(p->log->account_of(who.device) || account_is_member)) {
     throw Refusal(ErrorCode::NOT_MEMBER, "this device is not a member of plan " + id.short_hex() +
                                              " (or there is no such plan)");
   }

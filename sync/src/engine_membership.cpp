@@ -114,17 +114,38 @@ void SyncEngine::add_device(const PlanId& plan, const crypto::DeviceCertificate&
   try {
     auto tx = store_.begin();
     append_entry(p, e);
-    for (std::string_view name : kKnownSections) {
-      Section s = Section::parse(name);
-      if (p.log.permission(me_.account(), s) < Permission::kRead) continue;
-      for (std::uint64_t epoch = 1; epoch <= p.log.epoch(s); ++epoch) {
-        wrap_for(p, s, epoch, certificate);
-      }
-    }
+    wrap_for_device(p, certificate);
     tx.commit();
   } catch (...) {
     p.log = std::move(before);
     throw;
+  }
+}
+
+void SyncEngine::add_this_device(const PlanId& plan) {
+  Plan& p = plan_ref(plan);
+  if (p.log.account_of(me_.device())) return;
+  MembershipEntry e = p.log.next(Kind::kDeviceAdded, me_.device(), now_ms_());
+  e.certificate = me_.certificate;
+  MembershipLog before = p.log;
+  try {
+    auto tx = store_.begin();
+    append_entry(p, e);
+    tx.commit();
+  } catch (...) {
+    p.log = std::move(before);
+    throw;
+  }
+}
+
+void SyncEngine::wrap_for_device(Plan& p, const crypto::DeviceCertificate& device) {
+  const AccountId account = AccountId::from_bytes(device.identity().bytes());
+  for (std::string_view name : kKnownSections) {
+    Section s = Section::parse(name);
+    // Receivers accept a section key only from a manager of the section.
+    if (p.log.permission(me_.account(), s) < Permission::kManage) continue;
+    if (p.log.permission(account, s, {}, now_ms_()) < Permission::kRead) continue;
+    for (std::uint64_t epoch = 1; epoch <= p.log.epoch(s); ++epoch) wrap_for(p, s, epoch, device);
   }
 }
 
@@ -216,6 +237,7 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   std::optional<std::uint64_t> lost_at;
   std::vector<MembershipEntry> theirs;
   std::vector<MembershipEntry> joined;  // others' invitations accepted in this batch
+  std::vector<MembershipEntry> added;   // devices of members added in this batch
   auto tx = store_.begin();
   std::uint64_t index = batch.first_index();
   for (int k = 0; k < batch.entries_size(); ++k, ++index) {
@@ -251,6 +273,10 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
       p.server_membership = std::max(p.server_membership, index + 1);
       if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
       if (e.kind == Kind::kInviteAccepted && e.author != me_.device()) joined.push_back(e);
+      if (e.kind == Kind::kDeviceAdded && e.certificate &&
+          DeviceId::from_bytes(e.certificate->device_signing().bytes()) != me_.device()) {
+        added.push_back(e);
+      }
       // A reduction of rights or a rotation carries cut-offs: ops merged here before it
       // arrived (this device's own included) may now be refused everywhere.
       if (e.kind == Kind::kGrant || e.kind == Kind::kRevoke || e.kind == Kind::kKeyRotation) {
@@ -263,6 +289,17 @@ void SyncEngine::handle_membership(const kith::v1::MembershipBatch& batch) {
   }
   tx.commit();
   for (const MembershipEntry& e : joined) wrap_for_newcomer(p, e);
+  // A device that added itself (or was added by a device that cannot hand out some of its
+  // account's keys) gets them from the managers' devices.
+  if (!added.empty()) {
+    auto keys_tx = store_.begin();
+    for (const MembershipEntry& e : added) {
+      const bool self_added = DeviceId::from_bytes(e.certificate->device_signing().bytes()) == e.author;
+      auto author = p.log.account_of(e.author);
+      if (self_added || !author || *author != me_.account()) wrap_for_device(p, *e.certificate);
+    }
+    keys_tx.commit();
+  }
   if (lost_at) {
     for (const MembershipEntry& e : theirs) {
       if (e.kind == Kind::kKeyRotation && e.section) epochs_before.try_emplace(*e.section, 0);
@@ -410,10 +447,14 @@ void SyncEngine::remake_entries(Plan& p, std::uint64_t from,
 void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
   PlanId id = PlanId::from_bytes(crypto::as_bytes(batch.plan_id()));
   Plan& p = plan_ref(id);
+  bool new_key = false;
   for (const std::string& bytes : batch.envelopes()) {
     try {
       auto env = crypto::Envelope::parse(crypto::as_bytes(bytes));
+      auto target = parse_section_key_context(env.context(), id);
+      const bool had = target && key_for(p, target->first, target->second);
       auto [section, epoch] = p.keys.accept(env, p.log, me_.secrets.device.encryption);
+      new_key |= !had;
       auto tx = store_.begin();
       store_.put_envelope(id, section.name(), epoch, crypto::as_bytes(bytes));
       store_.put_section_key(id, section.name(), epoch, *p.keys.find(section, epoch));
@@ -424,6 +465,9 @@ void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
       problem(id, e.code(), e.what());
     }
   }
+  // Ops held without their key (a new device of a member gets the plan before its keys) are
+  // merged now that it is here.
+  if (new_key && store_.cursor(id) > 0) rebuild_state(p);
 }
 
 std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::PushAck& ack,

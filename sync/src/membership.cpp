@@ -372,6 +372,28 @@ void MembershipLog::check(const MembershipEntry& e) const {
     return;
   }
 
+  // A new device of a member may add itself: its certificate, signed by the member's identity
+  // key, is the proof (a phone restored from the recovery key has no other device to vouch).
+  if (e.kind == Kind::kDeviceAdded && !account_of(e.author)) {
+    cert_ok();
+    if (DeviceId::from_bytes(e.certificate->device_signing().bytes()) != e.author) {
+      throw SyncError(SyncErrorCode::kNotMember,
+                      "the author of a membership entry is not a device of this plan");
+    }
+    const AccountId account = AccountId::from_bytes(e.certificate->identity().bytes());
+    bool holds_access = owner_ && *owner_ == account;
+    for (const auto& [key, changes] : grants_) {
+      if (key.first == account && !changes.empty() &&
+          changes.back().grant.permission != Permission::kNone) {
+        holds_access = true;
+      }
+    }
+    if (!accounts_.count(account) || !holds_access) {
+      throw SyncError(SyncErrorCode::kNotMember,
+                      "a device can add itself only to an account that is a member of the plan");
+    }
+    return;
+  }
   auto author = account_of(e.author);
   if (!author)
     throw SyncError(SyncErrorCode::kNotMember,

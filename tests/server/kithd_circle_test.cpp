@@ -456,5 +456,65 @@ TEST_F(KithdCircleTest, AManagerRotatesAfterAnExpiryWhileTheOwnerIsOffline) {
   EXPECT_FALSE(neighbour.store->section_key(plan, "circle", 2).has_value());
 }
 
+TEST_F(KithdCircleTest, AMembersNewDeviceAddsItselfAndTheOwnersPhoneGivesItTheKeys) {
+  owner_with_full_plan();
+  auto family = invite_and_join("family", Role::kFamily);
+  ASSERT_TRUE(owner->sync(plan).empty());
+
+  // A tablet with the family member's identity (restored from their recovery key): no other
+  // device of theirs needs to be at hand.
+  TestDevice tablet(dir.path(), "family-tablet", &family->secrets().identity);
+  ASSERT_EQ(tablet.account(), family->account());
+  tablet.engine->follow(plan, "Mary's plan");
+  tablet.connect(*server);
+  auto first = tablet.sync(plan);  // the log, and ops it cannot open yet
+  ASSERT_TRUE(first.empty()) << first[0].DebugString();
+  tablet.engine->add_this_device(plan);
+  ASSERT_TRUE(tablet.sync(plan).empty());
+  EXPECT_TRUE(tablet.engine->membership(plan).account_of(tablet.device()).has_value());
+
+  // The owner's phone, a manager of every section, wraps the family's keys for it.
+  ASSERT_TRUE(owner->sync(plan).empty());
+  tablet.events.clear();
+  tablet.sync(plan);
+  EXPECT_EQ(sections_seen(tablet, plan), sections_seen(*family, plan));
+  EXPECT_TRUE(texts(tablet, plan, "health").empty());
+  EXPECT_TRUE(problem_codes(tablet).empty());
+
+  // Keys made from now on reach both of the family member's devices.
+  auto nurse = invite_and_join("nurse", Role::kNurse);
+  ASSERT_TRUE(owner->sync(plan).empty());
+  owner->engine->revoke(plan, nurse->account(), std::nullopt);
+  owner->engine->add_record(plan, "activity", {{"text", "Visit after the change of key"}});
+  ASSERT_TRUE(owner->sync(plan).empty());
+  tablet.sync(plan);
+  family->sync(plan);
+  for (TestDevice* d : {&tablet, family.get()}) {
+    auto seen = texts(*d, plan, "activity");
+    EXPECT_NE(std::find(seen.begin(), seen.end(), "Visit after the change of key"), seen.end())
+        << d->name;
+  }
+}
+
+TEST_F(KithdCircleTest, ADeviceOfSomeoneWhoIsNotAMemberCannotAddItself) {
+  owner_with_full_plan();
+  TestDevice stranger(dir.path(), "stranger");
+  stranger.engine->follow(plan, "not mine");
+  stranger.connect(*server);
+  auto errors = stranger.sync(plan);
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].code(), kith::v1::NOT_MEMBER);
+  // Made by hand, the entry is refused by the server.
+  auto log = owner->engine->membership(plan);
+  auto e = log.next(sync::MembershipEntry::Kind::kDeviceAdded, stranger.device(), wall_ms());
+  e.certificate = stranger.engine->identity().certificate;
+  e.sign(stranger.secrets().device.signing);
+  auto reply = stranger.request(message_with(0, [&](kith::v1::ClientMessage& m) {
+    m.mutable_push_membership()->set_plan_id(str(plan.bytes()));
+    m.mutable_push_membership()->add_entries(str(e.serialize()));
+  }));
+  EXPECT_EQ(code_of(reply), kith::v1::NOT_MEMBER);
+}
+
 }  // namespace
 }  // namespace kith::test

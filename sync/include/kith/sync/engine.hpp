@@ -154,9 +154,16 @@ class SyncEngine {
   // goes out with the next push, the envelopes once the server has the entry. Queued ops of this
   // device are re-sealed under the new key.
   void rotate_key(const PlanId& plan, const Section& section);
-  // Adds another device of this account to the plan and wraps every section key this device
-  // holds for it; the entry goes out with the next push, the envelopes once the server has it.
+  // Adds another device of this account to the plan and wraps for it every key this device holds
+  // of the sections it manages (receivers accept keys only from managers); the entry goes out
+  // with the next push, the envelopes once the server has it. The other keys come from the
+  // devices of the sections' managers when they see the entry.
   void add_device(const PlanId& plan, const crypto::DeviceCertificate& certificate);
+  // For a plan followed on a new device of a member (for example one restored from the recovery
+  // key, with no other device at hand): once a sync has brought the plan's log, adds this device
+  // itself (its certificate is the proof). The managers' devices wrap the keys for it when they
+  // see the entry. Does nothing if this device is in the log already.
+  void add_this_device(const PlanId& plan);
 
   // --- The circle of support (engine_circle.cpp). Offline; goes out with the next push. ---
   // Invites someone with `grants`, valid until `expires_at_ms`: writes the invitation entry and
@@ -246,6 +253,8 @@ class SyncEngine {
   void wrap_for(Plan& p, const Section& section, std::uint64_t epoch,
                 const crypto::DeviceCertificate& device);
   void wrap_for_readers(Plan& p, const Section& section, std::uint64_t epoch);
+  // Every key this device holds of the sections it manages that `device`'s account may read.
+  void wrap_for_device(Plan& p, const crypto::DeviceCertificate& device);
   void push_entries(Plan& p, std::vector<kith::v1::ClientMessage>& out, bool remake);
   void push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& out);
   void handle_membership(const kith::v1::MembershipBatch& batch);
