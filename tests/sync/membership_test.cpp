@@ -84,6 +84,37 @@ class Membership : public ::testing::Test {
   }
 };
 
+TEST_F(Membership, AMembersNewDeviceMayAddItselfOthersMayNot) {
+  add_member(nurse, {g("health", Permission::kWrite)});
+  auto self_add = [&](const crypto::SigningKey& identity) {
+    crypto::DeviceKeys keys = crypto::DeviceKeys::generate();
+    auto e = log.next(Kind::kDeviceAdded,
+                      DeviceId::from_bytes(keys.signing.public_key().bytes()), ++now);
+    e.certificate = crypto::DeviceCertificate::issue(identity, keys.signing.public_key(),
+                                                     keys.encryption.public_key(), 1);
+    e.sign(keys.signing);
+    return e;
+  };
+  // The nurse's new phone, certified by the nurse's identity key.
+  auto phone = self_add(nurse.identity);
+  keep(phone);
+  EXPECT_EQ(log.account_of(phone.author), nurse.account());
+  // A device of someone with no place in the plan.
+  append_rejected(self_add(family.identity), SyncErrorCode::kNotMember);
+  // A device whose certificate names another device than the one that signed the entry.
+  auto lying = self_add(nurse.identity);
+  auto other = crypto::SigningKey::generate();
+  lying.author = DeviceId::from_bytes(other.public_key().bytes());
+  lying.sign(other);
+  append_rejected(lying, SyncErrorCode::kNotMember);
+  // A revoked member's new device.
+  auto rev = log.next(Kind::kRevoke, owner.device_id(), ++now);
+  rev.member = nurse.account();
+  rev.sign(owner.device.signing);
+  keep(rev);
+  append_rejected(self_add(nurse.identity), SyncErrorCode::kNotMember);
+}
+
 TEST_F(Membership, OwnerManagesEverySection) {
   EXPECT_EQ(log.owner(), owner.account());
   EXPECT_EQ(log.permission(owner.account(), Section::parse("health")), Permission::kManage);
