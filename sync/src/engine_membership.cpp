@@ -482,6 +482,14 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::Push
   // An op whose sequence arrives only after the cursor passed it (the server acknowledged it
   // after sending later ops) is missing from the digests: they are computed again.
   bool behind_digests = false;
+  // Only ops still queued count as acknowledged now: one that came back in a batch first (its
+  // ack was late) was counted then.
+  std::uint64_t newly_acked = 0;
+  std::set<OpId> queued;
+  if (ack.acked_size() > 0) {
+    auto out = store_.outbox(id);
+    queued.insert(out.begin(), out.end());
+  }
   auto tx = store_.begin();
   for (const auto& a : ack.acked()) {
     OpId op = OpId::from_bytes(crypto::as_bytes(a.op_id()));
@@ -495,7 +503,10 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::Push
       }
     }
     store_.set_server_seq(id, op, a.server_seq());
-    store_.outbox_remove(id, op);
+    if (queued.count(op)) {
+      store_.outbox_remove(id, op);
+      ++newly_acked;
+    }
   }
   if (sent) {
     // The server stores a push of envelopes whole or not at all.
@@ -510,9 +521,7 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle_ack(const kith::v1::Push
   if (sent && !sent->entries.empty()) {
     p.server_membership = std::max(p.server_membership, sent->entries.back().first + 1);
   }
-  if (ack.acked_size() > 0) {
-    emit(SyncEvent::acked(id, static_cast<std::uint64_t>(ack.acked_size())));
-  }
+  if (newly_acked > 0) emit(SyncEvent::acked(id, newly_acked));
   // What waited for those entries can go now.
   std::vector<kith::v1::ClientMessage> out;
   if (sent && !sent->entries.empty() && p.server_membership >= p.log.size()) {

@@ -30,6 +30,31 @@ TEST_F(Engine, OfflineEditsQueueThenUploadAndAreAcknowledged) {
   EXPECT_GE(a->count(SyncEvent::Kind::kAcked), 1u);
 }
 
+TEST_F(Engine, EachOpIsCountedAcknowledgedOnce) {
+  PlanId plan = a->engine->create_plan("Nia's plan");
+  a->engine->add_record(plan, "health", {{"medicine", "Metformin"}});
+  a->engine->add_record(plan, "note", {{"text", "Seemed brighter today"}});
+  a->sync(server, plan);
+  auto acked = [&] {
+    std::uint64_t n = 0;
+    for (const auto& e : a->events) {
+      if (e.kind == SyncEvent::Kind::kAcked) n += e.count;
+    }
+    return n;
+  };
+  EXPECT_EQ(acked(), 2u);
+  // The same acknowledgement again (late, or after the ops came back in a batch) counts nothing.
+  kith::v1::ServerMessage again;
+  again.mutable_push_ack()->set_plan_id(std::string(plan.bytes().begin(), plan.bytes().end()));
+  for (const auto& op : a->store->ops(plan)) {
+    auto* x = again.mutable_push_ack()->add_acked();
+    x->set_op_id(std::string(op.op_id.bytes().begin(), op.op_id.bytes().end()));
+    x->set_server_seq(op.server_seq);
+  }
+  a->engine->handle(again);
+  EXPECT_EQ(acked(), 2u);
+}
+
 TEST_F(Engine, BadInputIsRefusedWithClearErrors) {
   PlanId plan = a->engine->create_plan("Nia's plan");
   auto code = [](auto f) {
