@@ -79,6 +79,10 @@ Context::Attempt Context::try_sync(Device& device, const sync::PlanId& plan) con
     SyncSession session(device.engine(), *s);
     session.connect();
     a.result = session.sync_plan(plan);
+    // A membership entry made here while someone else's took its place on the server (a join
+    // this device had not seen yet) is refused once, and the engine makes it again on top of
+    // theirs; the second conversation sends it. A refusal that stays is real.
+    if (!a.result.errors.empty()) a.result = session.sync_plan(plan);
     session.close();
   } catch (...) {
     a.why_not = to_cli_error(std::current_exception()).what();
