@@ -235,9 +235,8 @@ std::string grants_in_words(const std::vector<sync::GrantSpec>& grants) {
   return out.empty() ? "no access" : out;
 }
 
-sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref) {
-  const std::string prefix = lower(ref);
-  const bool hex = !prefix.empty() && std::all_of(prefix.begin(), prefix.end(), [](char c) {
+void check_member_ref(std::string_view ref) {
+  const bool hex = !ref.empty() && std::all_of(ref.begin(), ref.end(), [](char c) {
     return std::isxdigit(static_cast<unsigned char>(c)) != 0;
   });
   if (!hex) {
@@ -246,6 +245,11 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
                        "' is not an account id (members are named by account id or its start; "
                        "`kith members PLAN` lists them)");
   }
+}
+
+sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref) {
+  check_member_ref(ref);
+  const std::string prefix = lower(ref);
   std::vector<sync::AccountId> found;
   for (const auto& m : log.members()) {
     const std::string id = m.account.hex();

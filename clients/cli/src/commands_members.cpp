@@ -183,9 +183,16 @@ void grant(Context& ctx, const Args& a) {
   Device device = ctx.open(Device::Access::kWrite);
   auto& engine = device.engine();
   const sync::PlanId plan = resolve_plan(engine, a.plan);
-  ctx.try_sync(device, plan);  // to know of whoever joined since the last sync
+  const sync::AccountId member = [&] {
+    try {
+      return resolve_member(engine.membership(plan), a.member);
+    } catch (const CliError& e) {
+      if (e.code() != "unknown_member") throw;
+    }
+    ctx.try_sync(device, plan);  // they may have joined since the last sync
+    return resolve_member(engine.membership(plan), a.member);
+  }();
   const auto& log = engine.membership(plan);
-  const sync::AccountId member = resolve_member(log, a.member);
   refuse_self_or_owner(log, member, engine.identity().account(), "change the access of");
   engine.grant(plan, member, g);
   const Context::Attempt sent = ctx.try_sync(device, plan);
@@ -207,6 +214,7 @@ void grant(Context& ctx, const Args& a) {
 void revoke(Context& ctx, const Args& a) {
   std::optional<sync::Section> section;
   if (!a.section.empty()) section = parse_section(a.section);
+  check_member_ref(a.member);
   ctx.check_can_confirm(a.yes, "revoking access");
   Device device = ctx.open(Device::Access::kWrite);
   auto& engine = device.engine();

@@ -46,6 +46,9 @@ std::string grant_line(const sync::GrantSpec& grant);
 // What a permission lets someone do: "read", "read and add (edit only their own)", ...
 std::string permission_in_words(sync::Permission p);
 
+// Throws CliError(unknown_member) unless `ref` could be an account id or its start (hex): what
+// can be said before looking at the plan.
+void check_member_ref(std::string_view ref);
 // A member of the plan (owner included) by account id or an unambiguous start of it.
 // Throws CliError: unknown_member, ambiguous_member.
 sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref);
