@@ -13,6 +13,7 @@ packages=(
   libprotobuf-dev protobuf-compiler  # sync wire schema (kith/v1/sync.proto)
   libboost1.81-dev libssl-dev  # kithd and the client transport (Beast/Asio over OpenSSL TLS)
   libcli11-dev         # command-line, environment and config-file options (kithd, kith)
+  libqrencode-dev      # kith invite: the code as a QR code in the terminal
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include "context.hpp"
 #include "kith/cli/passphrase.hpp"
 #include "kith/crypto/init.hpp"
+#include "tty.hpp"
 
 namespace kith::cli {
 
@@ -47,6 +48,53 @@ NameOf Context::names(const Device& device) const {
 void Context::emit(nlohmann::json j) const {
   j["ok"] = true;
   out << j.dump() << "\n";
+}
+
+void Context::check_can_confirm(bool yes, std::string_view what) const {
+  if (yes || Tty().ok()) return;
+  throw CliError(Exit::kUsage, "confirmation_needed",
+                 std::string(what) + " needs confirmation: add --yes to do it from a script");
+}
+
+void Context::confirm(bool yes, std::string_view question) const {
+  if (yes) return;
+  Tty tty;
+  if (!tty.ok()) check_can_confirm(false, "this");
+  const auto answer = tty.ask(std::string(question) + " [y/N] ", /*echo=*/true);
+  const std::string a =
+      answer ? std::string(reinterpret_cast<const char*>(answer->data()), answer->size()) : "";
+  if (a != "y" && a != "Y" && a != "yes" && a != "Yes" && a != "YES") {
+    throw CliError(Exit::kFailed, "cancelled", "cancelled; nothing was changed");
+  }
+}
+
+Context::Attempt Context::try_sync(Device& device, const sync::PlanId& plan) const {
+  Attempt a;
+  const auto s = server();
+  if (!s) {
+    a.why_not = "no server is configured";
+    return a;
+  }
+  try {
+    SyncSession session(device.engine(), *s);
+    session.connect();
+    a.result = session.sync_plan(plan);
+    // A membership entry made here while someone else's took its place on the server (a join
+    // this device had not seen yet) is refused once, and the engine makes it again on top of
+    // theirs; the second conversation sends it. A refusal that stays is real.
+    if (!a.result.errors.empty()) a.result = session.sync_plan(plan);
+    session.close();
+  } catch (...) {
+    a.why_not = to_cli_error(std::current_exception()).what();
+    return a;
+  }
+  if (!a.result.errors.empty()) {
+    a.why_not = "the server refused (" + a.result.errors.front().code +
+                "): " + a.result.errors.front().message;
+    return a;
+  }
+  a.sent = true;
+  return a;
 }
 
 std::string count_of(std::uint64_t n, std::string_view one, std::string_view many) {
@@ -144,6 +192,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   register_plan_commands(app, ctx);
   register_record_commands(app, ctx);
   register_sync_commands(app, ctx);
+  register_invite_commands(app, ctx);
+  register_member_commands(app, ctx);
+  register_log_commands(app, ctx);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {

@@ -74,6 +74,23 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
       fail_with_waiting(waiting_total(engine, plans));
     }
     if (bar && batches) ctx.out << "\r" << std::string(title.size() + 50, ' ') << "\r";
+    // A grant that expired calls for new keys for what that member could read; any device of a
+    // manager may make them (none for plans this account does not manage).
+    std::vector<std::string> rotated;
+    for (const auto& section : engine.rotate_expired(id)) rotated.push_back(section.name());
+    if (!rotated.empty()) {
+      try {
+        const PlanSync again = session.sync_plan(id);
+        r.sent += again.sent;
+        r.received += again.received;
+        r.waiting = again.waiting;
+        r.server_seq = again.server_seq;
+        r.problems.insert(r.problems.end(), again.problems.begin(), again.problems.end());
+        r.errors.insert(r.errors.end(), again.errors.begin(), again.errors.end());
+      } catch (...) {
+        fail_with_waiting(waiting_total(engine, plans));
+      }
+    }
     for (const auto& p : r.problems) ctx.err << "kith: warning: " << title << ": " << p << "\n";
     for (const auto& e : r.errors) errors.push_back({e.code, title + ": " + e.message});
     nlohmann::json errs = nlohmann::json::array();
@@ -85,11 +102,17 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
                        {"waiting", r.waiting},
                        {"server_seq", r.server_seq},
                        {"problems", r.problems},
+                       {"rotated", rotated},
                        {"errors", errs}});
     if (!ctx.opts.json) {
       ctx.out << title << ": sent " << count_of(r.sent, "change", "changes") << ", received "
               << count_of(r.received, "change", "changes") << "; "
               << count_of(r.waiting, "change", "changes") << " waiting to upload\n";
+      if (!rotated.empty()) {
+        std::string names;
+        for (const auto& n : rotated) names += (names.empty() ? "" : ", ") + n;
+        ctx.out << title << ": replaced the keys of " << names << " because a grant expired\n";
+      }
     }
   }
   session.close();

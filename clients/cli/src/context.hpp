@@ -8,6 +8,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "kith/cli/commands.hpp"
 #include "kith/cli/device.hpp"
@@ -47,15 +48,35 @@ struct Context {
   NameOf names(const Device& device) const;
   // Prints a success object (with "ok": true) on stdout, as one line.
   void emit(nlohmann::json j) const;
+
+  // For commands that change access and ask first ("revoke member 3fa2…?"): with --yes, go on;
+  // otherwise there must be a terminal to ask on, else CliError(confirmation_needed), naming
+  // `what` ("revoking access"). Call before changing anything, so a script fails at once.
+  void check_can_confirm(bool yes, std::string_view what) const;
+  // Asks `question` on the terminal unless `yes`; CliError(cancelled) unless the answer is yes.
+  void confirm(bool yes, std::string_view question) const;
+
+  // One best-effort sync of `plan` for commands that work offline and send when they can
+  // (invite, grant, revoke): `sent` when a server is configured, answered and refused nothing;
+  // otherwise `why_not` says why, for the note that the change goes out at the next `kith sync`.
+  struct Attempt {
+    bool sent = false;
+    std::string why_not;
+    PlanSync result;
+  };
+  Attempt try_sync(Device& device, const sync::PlanId& plan) const;
 };
 
-// The command table. Each adds its subcommands to `app`; the commands still to come (invite,
-// join, members, grant, revoke, log, device, export, import) get a register_* of their own.
+// The command table. Each adds its subcommands to `app`; the commands still to come (device,
+// export, import) get a register_* of their own.
 void register_identity_commands(CLI::App& app, Context& ctx);  // init, whoami
 void register_plan_commands(CLI::App& app, Context& ctx);      // plan create, plan list
 void register_record_commands(CLI::App& app, Context& ctx);    // add, set, list, show,
                                                                // conflicts, resolve
 void register_sync_commands(CLI::App& app, Context& ctx);      // sync, watch
+void register_invite_commands(CLI::App& app, Context& ctx);    // invite, join
+void register_member_commands(CLI::App& app, Context& ctx);    // members, grant, revoke
+void register_log_commands(CLI::App& app, Context& ctx);       // log
 
 // "1 change" / "3 changes".
 std::string count_of(std::uint64_t n, std::string_view one, std::string_view many);

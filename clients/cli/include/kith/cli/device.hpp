@@ -52,6 +52,9 @@ class Device {
 
   sync::SyncEngine& engine() noexcept { return *engine_; }
   const sync::SyncEngine& engine() const noexcept { return *engine_; }
+  // The local store under the engine: for what is this device's alone (verified accounts).
+  sync::LocalStore& store() noexcept { return *store_; }
+  const sync::LocalStore& store() const noexcept { return *store_; }
   const DeviceInfo& info() const noexcept { return info_; }
   const Home& home() const noexcept { return home_; }
 

@@ -1,0 +1,113 @@
+// kith log: the owner's access log — who read which section when, and who changed what.
+#include <memory>
+
+#include "context.hpp"
+#include "kith/cli/circle.hpp"
+#include "kith/cli/refs.hpp"
+
+namespace kith::cli {
+namespace {
+
+const char* kind_name(sync::AccessEvent::Kind k) {
+  switch (k) {
+    case sync::AccessEvent::Kind::kRead:
+      return "read";
+    case sync::AccessEvent::Kind::kChange:
+      return "change";
+    case sync::AccessEvent::Kind::kMembership:
+      return "circle";
+  }
+  return "change";
+}
+
+struct Args {
+  std::string plan;
+  bool all = false;
+};
+
+void log_cmd(Context& ctx, const Args& a) {
+  const std::string& plan_ref = a.plan;
+  const ServerOptions server = ctx.require_server();
+  Device device = ctx.open(Device::Access::kWrite);
+  auto& engine = device.engine();
+  const sync::PlanId plan = resolve_plan(engine, plan_ref);
+  const sync::AccountId me = engine.identity().account();
+  const auto owner = engine.membership(plan).owner();
+  if (!owner || *owner != me) {
+    throw CliError(Exit::kFailed, "not_owner",
+                   "only the plan's owner can read its access log (the server keeps it for "
+                   "them alone)");
+  }
+  SyncSession session(engine, server);
+  session.connect();
+  auto check = [&ctx](const PlanSync& r) {
+    for (const auto& p : r.problems) ctx.err << "kith: warning: " << p << "\n";
+    if (!r.errors.empty()) {
+      throw CliError(
+          Exit::kNetwork, "server_refused",
+          "the server refused (" + r.errors.front().code + "): " + r.errors.front().message);
+    }
+  };
+  check(session.sync_plan(plan));  // the changes, up to now
+  check(session.fetch_access_log(plan));
+  session.close();
+
+  // The server logs every fetch, the owner's own devices' too; those say nothing the owner does
+  // not know, and would bury the others' reads, so they are left out unless --all.
+  std::vector<sync::AccessEvent> events;
+  std::size_t own_reads = 0;
+  for (auto& e : engine.access_log(plan)) {
+    if (!a.all && e.kind == sync::AccessEvent::Kind::kRead && e.account == me) {
+      ++own_reads;
+      continue;
+    }
+    events.push_back(std::move(e));
+  }
+  auto who = [&](const sync::AccessEvent& e) -> std::string {
+    if (e.account == me) return "you";
+    if (e.account == sync::AccountId{}) return "a removed device";
+    return "member " + e.account.short_hex();
+  };
+  if (ctx.opts.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : events) {
+      out.push_back({{"at", iso_utc(e.at_ms)},
+                     {"at_ms", e.at_ms},
+                     {"kind", kind_name(e.kind)},
+                     {"who", who(e)},
+                     {"account", e.account.hex()},
+                     {"device", e.device.hex()},
+                     {"section", e.section},
+                     {"text", e.text}});
+    }
+    ctx.emit({{"plan", plan.hex()}, {"events", out}, {"own_reads_left_out", own_reads}});
+    return;
+  }
+  if (events.empty()) ctx.out << "Nothing in the log yet.\n";
+  for (const auto& e : events) {
+    std::string w = who(e);
+    w.resize(std::max<std::size_t>(w.size(), 16), ' ');
+    ctx.out << iso_utc(e.at_ms) << "  " << w << "  " << e.text << "\n";
+  }
+  if (own_reads) {
+    ctx.out << "(" << count_of(own_reads, "read", "reads")
+            << " by your own devices left out; --all shows them)\n";
+  }
+}
+
+}  // namespace
+
+void register_log_commands(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<Args>();
+  auto* c = app.add_subcommand(
+      "log", "Who read which section when, and who changed what (the owner only; syncs first)");
+  c->add_option("PLAN", a->plan, "The plan: its id, an unambiguous start of it, or its title")
+      ->required();
+  c->add_flag("--all", a->all, "Also the reads by your own devices");
+  c->footer(
+      "Times are UTC: reads by the server's clock, changes by the clock of the device that made "
+      "them.");
+  c->callback([&ctx, a] { ctx.action = [&ctx, a] { log_cmd(ctx, *a); }; });
+}
+
+}  // namespace kith::cli
