@@ -6,6 +6,7 @@
 #include "engine_plan.hpp"
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
+#include "kith/sync/wire.hpp"
 
 namespace kith::sync {
 
@@ -16,19 +17,10 @@ namespace {
 
 using Kind = MembershipEntry::Kind;
 
+// A refused proof means the code is not the one the invitation was made with.
 SyncErrorCode join_error_code(kith::v1::ErrorCode code) {
-  switch (code) {
-    case kith::v1::INVITE_UNKNOWN:
-      return SyncErrorCode::kInviteUnknown;
-    case kith::v1::INVITE_USED:
-      return SyncErrorCode::kInviteUsed;
-    case kith::v1::INVITE_EXPIRED:
-      return SyncErrorCode::kInviteExpired;
-    case kith::v1::BAD_SIGNATURE:
-      return SyncErrorCode::kInviteMismatch;
-    default:
-      return SyncErrorCode::kMalformed;
-  }
+  return code == kith::v1::BAD_SIGNATURE ? SyncErrorCode::kInviteMismatch
+                                         : wire::sync_error_code(code);
 }
 
 }  // namespace

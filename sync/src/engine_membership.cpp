@@ -8,6 +8,7 @@
 #include "engine_plan.hpp"
 #include "kith/crypto/error.hpp"
 #include "kith/sync/error.hpp"
+#include "kith/sync/wire.hpp"
 
 namespace kith::sync {
 
@@ -568,7 +569,7 @@ void SyncEngine::handle_error(const kith::v1::ServerMessage& message) {
     }
     break;
   }
-  problem(plan.value_or(PlanId()), SyncErrorCode::kMalformed,
+  problem(plan.value_or(PlanId()), wire::sync_error_code(err.code()),
           kith::v1::ErrorCode_Name(err.code()) + ": " + err.message());
 }
 

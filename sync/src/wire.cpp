@@ -536,6 +536,41 @@ kith::v1::ErrorCode wire_error_code(SyncErrorCode code) noexcept {
   return pb::INTERNAL;
 }
 
+SyncErrorCode sync_error_code(kith::v1::ErrorCode code) noexcept {
+  switch (code) {
+    case pb::TOO_LARGE:
+      return SyncErrorCode::kTooLarge;
+    case pb::BAD_SIGNATURE:
+      return SyncErrorCode::kBadSignature;
+    case pb::NOT_MEMBER:
+      return SyncErrorCode::kNotMember;
+    case pb::FORBIDDEN:
+      return SyncErrorCode::kForbidden;
+    case pb::GRANT_EXPIRED:
+      return SyncErrorCode::kGrantExpired;
+    case pb::RETIRED_EPOCH:
+      return SyncErrorCode::kRetiredEpoch;
+    case pb::CHAIN_GAP:
+      return SyncErrorCode::kChainGap;
+    case pb::CHAIN_FORK:
+      return SyncErrorCode::kChainFork;
+    case pb::CHAIN_REPLAY:
+      return SyncErrorCode::kChainReplay;
+    case pb::UNKNOWN_SECTION:
+      return SyncErrorCode::kUnknownSection;
+    case pb::MEMBERSHIP_INVALID:
+      return SyncErrorCode::kMembershipInvalid;
+    case pb::INVITE_UNKNOWN:
+      return SyncErrorCode::kInviteUnknown;
+    case pb::INVITE_USED:
+      return SyncErrorCode::kInviteUsed;
+    case pb::INVITE_EXPIRED:
+      return SyncErrorCode::kInviteExpired;
+    default:
+      return SyncErrorCode::kMalformed;
+  }
+}
+
 kith::v1::ServerMessage make_error(std::uint64_t request_id, kith::v1::ErrorCode code,
                                    std::string_view message, const Limits& limits) {
   // Invalid UTF-8 would make the peer refuse the whole message, so replace it; then cut to the

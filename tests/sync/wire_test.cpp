@@ -824,6 +824,13 @@ TEST(WireErrors, SyncErrorsMapToWireCodes) {
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainGap), pb::CHAIN_GAP);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainFork), pb::CHAIN_FORK);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kChainReplay), pb::CHAIN_REPLAY);
+  for (SyncErrorCode c : {SyncErrorCode::kNotMember, SyncErrorCode::kForbidden,
+                         SyncErrorCode::kGrantExpired, SyncErrorCode::kRetiredEpoch,
+                         SyncErrorCode::kChainFork, SyncErrorCode::kMembershipInvalid,
+                         SyncErrorCode::kInviteUsed}) {
+    EXPECT_EQ(sync_error_code(wire_error_code(c)), c);
+  }
+  EXPECT_EQ(sync_error_code(pb::RATE_LIMITED), SyncErrorCode::kMalformed);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteUnknown), pb::INVITE_UNKNOWN);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteUsed), pb::INVITE_USED);
   EXPECT_EQ(wire_error_code(SyncErrorCode::kInviteExpired), pb::INVITE_EXPIRED);

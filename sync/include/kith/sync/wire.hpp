@@ -132,6 +132,9 @@ Bytes encode(const kith::v1::ServerMessage& msg);
 // The wire code to send for a sync error. Codes that only a client can meet (a section key it
 // lacks, its own database) map to INTERNAL.
 kith::v1::ErrorCode wire_error_code(SyncErrorCode code) noexcept;
+// The other way, for a client reporting a server's refusal: the SyncErrorCode that names the
+// same failure, or kMalformed for codes with no counterpart (rate limits, INTERNAL, ...).
+SyncErrorCode sync_error_code(kith::v1::ErrorCode code) noexcept;
 
 // An Error reply. A message longer than limits.max_error_message_bytes is cut at a UTF-8
 // character boundary and ends in "...", so a server never sends an Error its peer would refuse.
