@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +23,7 @@ namespace kith::server {
 namespace {
 
 using Options = SqliteStorage::Options;
+using namespace std::chrono_literals;
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
@@ -390,6 +392,39 @@ TEST_F(SqliteStorageTest, ReopenedFileReadsEverythingBack) {
   sync::sqlite::Database raw(file_);
   EXPECT_EQ(raw.pragma_int("application_id"), SqliteStorage::kApplicationId);
   EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+}
+
+TEST_F(SqliteStorageTest, TheCheckpointThreadKeepsTheWalShortWhileCommitsGoOn) {
+  // Small thresholds: every few commits cross them. Commits do not checkpoint themselves.
+  Options options{.synchronous = Options::Sync::kFull, .read_connections = 1};
+  options.checkpoint = {.passive_pages = 8, .restart_pages = 64};
+  auto& s = open(options);
+  WriteBatch genesis;
+  genesis.plan = plan_;
+  genesis.membership = {{0, bytes_of("genesis")}};
+  s.commit({&genesis, 1});
+  constexpr std::uint64_t kOps = 400;
+  for (std::uint64_t seq = 1; seq <= kOps; ++seq) {
+    WriteBatch b;
+    b.plan = plan_;
+    b.ops = {op(seq, "notes", 1, seq, seq)};
+    s.commit({&b, 1});
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (s.wal_checkpoints() == 0 && std::chrono::steady_clock::now() - t0 < 5s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GT(s.wal_checkpoints(), 0u);
+  // Each commit writes a few pages; without checkpoints the WAL would hold them all.
+  const auto wal = std::filesystem::file_size(file_.string() + "-wal");
+  EXPECT_LT(wal, kOps * 2 * 4096) << "the WAL was never started over";
+  EXPECT_EQ(s.load_plan(plan_)->last_seq, kOps);
+
+  storage_.reset();
+  auto& again = open();
+  auto all = again.ops_after(plan_, 0, kOps, sections({"notes"}), kOps);
+  ASSERT_EQ(all.size(), kOps);
+  EXPECT_EQ(all.back().seq, kOps);
 }
 
 TEST_F(SqliteStorageTest, RefusesAFileThatIsNotADatabaseAndLeavesItUnchanged) {
