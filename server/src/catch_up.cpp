@@ -170,8 +170,6 @@ std::optional<kith::v1::ServerMessage> CatchUp::next() {
           done->set_plan_id(s.plan_bytes);
           done->set_server_seq(s.target);
           auto sums = storage.checksums_at(id, s.target);
-          WriteBatch fetches;
-          fetches.plan = id;
           const std::uint64_t now = s.service->options_.now_ms();
           for (const Section& section : s.sections) {
             auto it = sums.find(section);
@@ -180,11 +178,8 @@ std::optional<kith::v1::ServerMessage> CatchUp::next() {
             c->set_section(section.name());
             c->set_op_count(it->second.op_count);
             c->set_digest(as_string(it->second.digest));
-            fetches.fetches.push_back(FetchRecord{0, s.who.account, s.who.device,
-                                                  section, s.target, now, false});
-          }
-          if (!fetches.empty()) {
-            s.service->committer_.submit(std::move(fetches), [](const StorageError*) {});
+            s.service->log_fetch(s.plan, FetchRecord{0, s.who.account, s.who.device, section,
+                                                     s.target, now, false});
           }
           return m;
         }
@@ -235,14 +230,14 @@ SyncService::Deliveries SyncService::to_subscribers(Plan& p,
   return out;
 }
 
-SyncService::Deliveries SyncService::fan_out_ops(Plan& p, const DeviceId& from,
+SyncService::Deliveries SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
+                                                 const DeviceId& from,
                                                  const std::vector<StoredOp>& ops,
                                                  const std::vector<StoredHead>& heads) {
+  Plan& p = *plan;
   Deliveries out;
   if (!p.log) return out;
   const std::uint64_t now = options_.now_ms();
-  WriteBatch fetches;
-  fetches.plan = p.id;
   for (const auto& sub : p.subscribers) {
     if (!sub.live || sub.who.device == from) continue;
     auto peer = sub.peer.lock();
@@ -268,14 +263,39 @@ SyncService::Deliveries SyncService::fan_out_ops(Plan& p, const DeviceId& from,
     }
     b->set_up_to_seq(ops.back().seq);
     for (const Section& s : sent) {
-      fetches.fetches.push_back(
-          FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
+      log_fetch(plan, FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
     }
     metrics_.fanout_deliveries += 1;
     out.emplace_back(std::move(peer), std::move(m));
   }
-  if (!fetches.empty()) committer_.submit(std::move(fetches), [](const StorageError*) {});
   return out;
+}
+
+void SyncService::log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& record) {
+  auto [at, fresh] =
+      p->unsent_fetches.try_emplace({record.device, record.section, record.live}, record);
+  if (!fresh) {
+    // The device had everything up to the higher sequence by the later time.
+    at->second.up_to_seq = std::max(at->second.up_to_seq, record.up_to_seq);
+    at->second.at_ms = std::max(at->second.at_ms, record.at_ms);
+  }
+  if (p->fetches_queued) return;
+  p->fetches_queued = true;
+  // One batch per plan per group commit: every record logged until the writer takes it.
+  // A failed write loses the records, as a failed fetch-log write always has: the deliveries
+  // they describe were made, and the log is not worth failing a push for.
+  committer_.submit_deferred(
+      [p] {
+        WriteBatch batch;
+        batch.plan = p->id;
+        std::lock_guard lock(p->mu);
+        p->fetches_queued = false;
+        batch.fetches.reserve(p->unsent_fetches.size());
+        for (auto& [key, r] : p->unsent_fetches) batch.fetches.push_back(std::move(r));
+        p->unsent_fetches.clear();
+        return batch;
+      },
+      {});
 }
 
 void SyncService::send(Deliveries& out) {

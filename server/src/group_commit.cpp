@@ -37,17 +37,25 @@ GroupCommitter::GroupCommitter(Storage& storage, Options options, OnCommit on_co
 GroupCommitter::~GroupCommitter() { drain(); }
 
 void GroupCommitter::submit(WriteBatch batch, Done done, StillValid still_valid) {
+  enqueue({std::move(batch), std::move(done), std::move(still_valid), {}});
+}
+
+void GroupCommitter::submit_deferred(Make make, Done done) {
+  enqueue({{}, std::move(done), {}, std::move(make)});
+}
+
+void GroupCommitter::enqueue(Pending pending) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      queue_.push_back({std::move(batch), std::move(done), std::move(still_valid)});
+      queue_.push_back(std::move(pending));
       // Under the lock: the committer cannot be drained and destroyed between push and notify.
       wake_.notify_one();
       return;
     }
   }
   const StorageError error("The server is shutting down; the write was not stored");
-  if (done) call_quietly(done, &error);
+  if (pending.done) call_quietly(pending.done, &error);
 }
 
 void GroupCommitter::drain() {
@@ -65,6 +73,7 @@ void GroupCommitter::run() {
   std::vector<WriteBatch> batches;
   std::vector<Done> dones;
   std::vector<Done> withdrawn;
+  std::vector<std::pair<std::size_t, Make>> deferred;  // (index in batches, its maker)
   const StorageError superseded(kSuperseded);
   for (;;) {
     std::size_t ops = 0;
@@ -85,6 +94,7 @@ void GroupCommitter::run() {
         const std::size_t n = next.batch.ops.size();
         if (!batches.empty() && ops + n > options_.max_ops_per_commit) break;
         ops += n;
+        if (next.make) deferred.emplace_back(batches.size(), std::move(next.make));
         batches.push_back(std::move(next.batch));
         dones.push_back(std::move(next.done));
         queue_.pop_front();
@@ -96,6 +106,15 @@ void GroupCommitter::run() {
     }
     withdrawn.clear();
     if (batches.empty()) continue;
+    for (auto& [at, make] : deferred) {
+      // A maker that throws leaves its batch empty; its `done` still reports the commit.
+      try {
+        batches[at] = make();
+        ops += batches[at].ops.size();
+      } catch (...) {
+      }
+    }
+    deferred.clear();
     commit_group(batches, dones, ops);
     batches.clear();
     dones.clear();

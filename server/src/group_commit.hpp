@@ -40,7 +40,7 @@ class GroupCommitter {
     // A transaction takes batches from the queue until either limit would be passed (a single
     // batch over max_ops_per_commit still commits, alone). They bound a transaction's latency
     // and the time the database's write lock is held.
-    std::size_t max_batches_per_commit = 512;
+    std::size_t max_batches_per_commit = 4096;
     std::size_t max_ops_per_commit = 10000;
   };
   // nullptr: the batch is durable. Otherwise why it was not stored: nothing of it was.
@@ -66,6 +66,15 @@ class GroupCommitter {
   // After drain() has begun, `done` is called at once with "the server is shutting down".
   void submit(WriteBatch batch, Done done, StillValid still_valid = {});
 
+  // Queues a batch that is made when it joins a transaction: `make` runs on the writer thread,
+  // after the transaction's batches are taken from the queue and before it commits, with
+  // nothing of the committer locked. For writes that keep gathering while they wait: the
+  // fetch-log records of a plan, one batch per plan per transaction however many deliveries
+  // there were. It may return an empty batch; it must not call submit() nor throw (what it
+  // throws is dropped, and its batch is empty).
+  using Make = std::function<WriteBatch()>;
+  void submit_deferred(Make make, Done done);
+
   // Stops accepting batches, commits everything already queued and joins the writer thread.
   // Idempotent; a second caller waits for the first to finish. Called from the writer thread
   // (a `done`), it only stops accepting: the writer finishes the queue on its own.
@@ -76,11 +85,14 @@ class GroupCommitter {
     WriteBatch batch;
     Done done;
     StillValid still_valid;
+    Make make;  // when set, `batch` is made by it (submit_deferred)
   };
 
   void run();
   // Commits `batches` in one transaction and reports the outcome to each one's `done`.
   void commit_group(std::vector<WriteBatch>& batches, std::vector<Done>& dones, std::size_t ops);
+  // submit() and submit_deferred().
+  void enqueue(Pending pending);
 
   Storage& storage_;
   const Options options_;

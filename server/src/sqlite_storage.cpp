@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "kith/sync/error.hpp"
@@ -177,10 +178,26 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
       idle_readers_.push_back(open_connection());
       configure(*idle_readers_.back(), false);
     }
+    auto checkpoints = open_connection();
+    checkpoints->exec(options_.synchronous == Options::Sync::kFull ? "PRAGMA synchronous = FULL"
+                                                                    : "PRAGMA synchronous = NORMAL");
+    checkpointer_ =
+        std::make_unique<WalCheckpointer>(std::move(checkpoints), write_mutex_, options_.checkpoint);
+    // Replaces SQLite's own checkpoint at the end of a commit (wal_autocheckpoint).
+    sqlite3_wal_hook(
+        writer_->handle(),
+        [](void* checkpointer, sqlite3*, const char*, int pages) {
+          static_cast<WalCheckpointer*>(checkpointer)->committed(pages);
+          return SQLITE_OK;
+        },
+        checkpointer_.get());
   });
 }
 
-SqliteStorage::~SqliteStorage() = default;
+SqliteStorage::~SqliteStorage() {
+  if (writer_) sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+  checkpointer_.reset();
+}
 
 int SqliteStorage::newest_schema() noexcept { return storage_schema::newest(); }
 
@@ -203,6 +220,8 @@ void SqliteStorage::configure(Database& db, bool writer) const {
     db.exec(options_.synchronous == Options::Sync::kFull ? "PRAGMA synchronous = FULL"
                                                          : "PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA journal_size_limit = 67108864");
+    db.exec(("PRAGMA cache_size = -" + std::to_string(std::max<std::int64_t>(
+                                           options_.writer_cache_kib, 1))).c_str());
   } else {
     db.exec("PRAGMA query_only = ON");
   }

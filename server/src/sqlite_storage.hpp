@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "sqlite_storage_checkpoint.hpp"
 #include "sqlite_storage_schema.hpp"
 #include "storage.hpp"
 
@@ -45,6 +46,12 @@ class SqliteStorage final : public Storage {
     int busy_timeout_ms = 5000;
     // Reads that can run at once; at least one connection is always opened.
     std::size_t read_connections = 4;
+    // The write connection's page cache. One group commit dirties a page in each plan it
+    // touches and one per op in the op-id index: SQLite's default 2 MiB spills them to the WAL
+    // in the middle of the transaction, and reads them back.
+    std::int64_t writer_cache_kib = 65536;
+    // When the WAL is checkpointed (by a thread of its own, sqlite_storage_checkpoint.hpp).
+    WalCheckpointer::Options checkpoint{};
   };
 
   // PRAGMA application_id of a kithd database: "KTHD" in ASCII.
@@ -76,6 +83,8 @@ class SqliteStorage final : public Storage {
   std::optional<DeviceRecord> find_device(const DeviceId& device) override;
 
   const std::string& path() const noexcept { return path_; }
+  // WAL checkpoints run so far by the checkpoint thread (for tests).
+  std::uint64_t wal_checkpoints() const { return checkpointer_->checkpoints(); }
 
  private:
   class Reader;  // a read connection borrowed from the pool
@@ -96,6 +105,9 @@ class SqliteStorage final : public Storage {
   std::mutex read_mutex_;
   std::condition_variable read_free_;
   std::vector<std::unique_ptr<sync::sqlite::Database>> idle_readers_;
+
+  // Last: stopped before the connections close. Told of the WAL's size by the writer's hook.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
 };
 
 }  // namespace kith::server

@@ -28,9 +28,10 @@ int newest() noexcept;
 // newer kithd, or one that says it is ours but has no schema version.
 int inspect(sync::sqlite::Database& db);
 
-// Applies the steps after `from_version` (what inspect returned), each in its own IMMEDIATE
-// transaction that re-reads the version first (another kithd may have migrated meanwhile).
-void migrate(sync::sqlite::Database& db, int from_version);
+// Applies the steps after `from_version` (what inspect returned) up to `to_version` (tests make
+// files of an older schema with it), each in its own IMMEDIATE transaction that re-reads the
+// version first (another kithd may have migrated meanwhile).
+void migrate(sync::sqlite::Database& db, int from_version, int to_version = newest());
 
 // Throws (damaged) unless every table and index of the newest schema is there.
 void check(sync::sqlite::Database& db);

@@ -376,7 +376,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
         p->pending.erase(s.op_id);
         p->committed_seq = std::max(p->committed_seq, s.seq);
       }
-      if (!ops_copy->empty()) out = fan_out_ops(*p, from, *ops_copy, heads);
+      if (!ops_copy->empty()) out = fan_out_ops(p, from, *ops_copy, heads);
     }
     metrics_.ops_accepted += accepted;
     if (auto peer_now = weak.lock()) peer_now->deliver(std::move(ack));

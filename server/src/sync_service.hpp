@@ -125,8 +125,11 @@ class SyncService {
   using Deliveries = std::vector<std::pair<std::shared_ptr<Peer>, kith::v1::ServerMessage>>;
   // With p.mu held: the live batches for every subscriber that may read some of `ops` (fetch
   // log records are queued). Sent with send() after the mutex is released.
-  Deliveries fan_out_ops(Plan& p, const DeviceId& from, const std::vector<StoredOp>& ops,
-                         const std::vector<StoredHead>& heads);
+  Deliveries fan_out_ops(const std::shared_ptr<Plan>& p, const DeviceId& from,
+                         const std::vector<StoredOp>& ops, const std::vector<StoredHead>& heads);
+  // With p->mu held: writes `record` to the fetch log with the plan's next group commit, merged
+  // with the records of the same device, section and kind that wait for it.
+  void log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& record);
   // With p.mu held: `message` for every live subscriber `want` accepts.
   Deliveries to_subscribers(Plan& p, const kith::v1::ServerMessage& message,
                             const std::function<bool(const Who&)>& want);

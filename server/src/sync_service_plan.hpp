@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,11 @@ struct SyncService::Plan {
   std::map<Section, SectionChecksum> sections;  // at assigned_seq
   std::unordered_map<OpId, OpRef, sync::IdHash> pending;  // handed out, not yet durable
   std::vector<Subscriber> subscribers;
+  // Fetch-log records not yet handed to the committer, one per device, section and kind: a
+  // later delivery of the same section to the same device only raises up_to_seq and at_ms.
+  // `fetches_queued`: a deferred batch that will take them is in the committer's queue.
+  std::map<std::tuple<DeviceId, Section, bool>, FetchRecord> unsent_fetches;
+  bool fetches_queued = false;
 };
 
 // What an account may read now (expiry applied): every section for the owner.

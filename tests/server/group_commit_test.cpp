@@ -119,6 +119,33 @@ TEST(GroupCommit, BatchesSubmittedDuringACommitGoIntoTheNextOne) {
   EXPECT_EQ(outcomes.order(), (std::vector<std::uint64_t>{1, 2, 3, 4}));
 }
 
+TEST(GroupCommit, ADeferredBatchIsMadeWhenItsTransactionStartsInItsPlaceInTheQueue) {
+  GatedStorage storage;
+  Outcomes outcomes;
+  GroupCommitter committer(storage, {});
+  storage.close_gate();
+  committer.submit(tagged(1), outcomes.done_for(1));
+  storage.wait_until_held();
+  // Queued while 1 commits; what it writes is decided when the next transaction takes it, so
+  // the tag set after submitting it is the one committed.
+  std::atomic<std::uint64_t> tag{0};
+  std::atomic<int> made{0};
+  committer.submit_deferred(
+      [&] {
+        made += 1;
+        return tagged(tag.load());
+      },
+      outcomes.done_for(100));
+  committer.submit(tagged(3), outcomes.done_for(3));
+  tag = 2;
+  EXPECT_EQ(made.load(), 0);
+  storage.open_gate();
+  committer.drain();
+  EXPECT_EQ(made.load(), 1);
+  EXPECT_EQ(storage.commits(), (std::vector<std::vector<std::uint64_t>>{{1}, {2, 3}}));
+  EXPECT_EQ(outcomes.order(), (std::vector<std::uint64_t>{1, 100, 3}));
+}
+
 TEST(GroupCommit, TransactionsRespectTheBatchAndOpLimits) {
   GatedStorage storage;
   Outcomes outcomes;

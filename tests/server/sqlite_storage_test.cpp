@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -16,12 +17,14 @@
 #include <vector>
 
 #include "kith/sync/sqlite/database.hpp"
+#include "sqlite_storage_schema.hpp"
 #include "support/temp_dir.hpp"
 
 namespace kith::server {
 namespace {
 
 using Options = SqliteStorage::Options;
+using namespace std::chrono_literals;
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
@@ -390,6 +393,111 @@ TEST_F(SqliteStorageTest, ReopenedFileReadsEverythingBack) {
   sync::sqlite::Database raw(file_);
   EXPECT_EQ(raw.pragma_int("application_id"), SqliteStorage::kApplicationId);
   EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+}
+
+TEST_F(SqliteStorageTest, TheCheckpointThreadKeepsTheWalShortWhileCommitsGoOn) {
+  // Small thresholds: every few commits cross them. Commits do not checkpoint themselves.
+  Options options{.synchronous = Options::Sync::kFull, .read_connections = 1};
+  options.checkpoint = {.passive_pages = 8, .restart_pages = 64};
+  auto& s = open(options);
+  WriteBatch genesis;
+  genesis.plan = plan_;
+  genesis.membership = {{0, bytes_of("genesis")}};
+  s.commit({&genesis, 1});
+  constexpr std::uint64_t kOps = 400;
+  for (std::uint64_t seq = 1; seq <= kOps; ++seq) {
+    WriteBatch b;
+    b.plan = plan_;
+    b.ops = {op(seq, "notes", 1, seq, seq)};
+    s.commit({&b, 1});
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (s.wal_checkpoints() == 0 && std::chrono::steady_clock::now() - t0 < 5s) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GT(s.wal_checkpoints(), 0u);
+  // Each commit writes a few pages; without checkpoints the WAL would hold them all.
+  const auto wal = std::filesystem::file_size(file_.string() + "-wal");
+  EXPECT_LT(wal, kOps * 2 * 4096) << "the WAL was never started over";
+  EXPECT_EQ(s.load_plan(plan_)->last_seq, kOps);
+
+  storage_.reset();
+  auto& again = open();
+  auto all = again.ops_after(plan_, 0, kOps, sections({"notes"}), kOps);
+  ASSERT_EQ(all.size(), kOps);
+  EXPECT_EQ(all.back().seq, kOps);
+}
+
+TEST_F(SqliteStorageTest, ASchemaOneFileIsMigratedWithEverythingInIt) {
+  // A file as a kithd of schema 1 left it: ops and heads in WITHOUT ROWID tables.
+  const WriteBatch b = sample_batch();
+  {
+    sync::sqlite::Database raw(file_);
+    storage_schema::migrate(raw, storage_schema::inspect(raw), 1);
+    ASSERT_EQ(raw.pragma_int("user_version"), 1);
+    for (const auto& [index, entry] : b.membership) {
+      auto q = raw.query("INSERT INTO membership VALUES (?1, ?2, ?3)");
+      q->bind(1, plan_.bytes());
+      q->bind(2, static_cast<std::int64_t>(index));
+      q->bind(3, crypto::ByteView(entry));
+      q->run();
+    }
+    for (const StoredOp& o : b.ops) {
+      auto q = raw.query("INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+      q->bind(1, plan_.bytes());
+      q->bind(2, static_cast<std::int64_t>(o.seq));
+      q->bind(3, o.op_id.bytes());
+      q->bind(4, std::string_view(o.section.name()));
+      q->bind(5, o.author.bytes());
+      q->bind(6, static_cast<std::int64_t>(o.author_seq));
+      q->bind(7, static_cast<std::int64_t>(o.epoch));
+      q->bind(8, crypto::ByteView(o.hash));
+      q->bind(9, static_cast<std::int64_t>(o.section_count));
+      q->bind(10, crypto::ByteView(o.section_digest));
+      q->bind(11, crypto::ByteView(o.header));
+      q->bind(12, crypto::ByteView(o.body));
+      q->run();
+    }
+    auto q = raw.query("INSERT INTO heads VALUES (?1, ?2, 'profile', 2, ?3, ?4)");
+    q->bind(1, plan_.bytes());
+    q->bind(2, device(1).bytes());
+    q->bind(3, crypto::ByteView(bytes_of("head p2")));
+    q->bind(4, crypto::ByteView(filled<64>(7)));
+    q->run();
+  }
+
+  auto& s = open();
+  auto all = s.ops_after(plan_, 0, 100, sections({"profile", "notes", "risk"}), 100);
+  ASSERT_EQ(all.size(), 6u);
+  for (std::size_t i = 0; i < all.size(); ++i) expect_same(all[i], b.ops[i]);
+  EXPECT_EQ(s.find_op(plan_, b.ops[3].op_id)->seq, 4u);
+  auto snap = s.load_plan(plan_);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->last_seq, 6u);
+  EXPECT_EQ(snap->membership.size(), 2u);
+  EXPECT_EQ(snap->chain_tips.at(ChainKey{device(1), Section::parse("profile")}).first, 2u);
+  EXPECT_EQ(snap->tip_headers.at(ChainKey{device(2), Section::parse("notes")}), b.ops[4].header);
+  EXPECT_EQ(snap->sections.at(Section::parse("profile")).op_count, 3u);
+  EXPECT_EQ(s.head_at_or_below(plan_, ChainKey{device(1), Section::parse("profile")}, 9)->head,
+            bytes_of("head p2"));
+  // The same rules as before: a taken seq or op id fails the commit.
+  WriteBatch again;
+  again.plan = plan_;
+  again.ops = {op(6, "notes", 3, 1, 1)};
+  EXPECT_NE(error_of([&] { s.commit({&again, 1}); }).find("sequence 6"), std::string::npos);
+  again.ops = {op(7, "notes", 3, 1, 1)};
+  again.ops[0].op_id = b.ops[0].op_id;
+  EXPECT_NE(error_of([&] { s.commit({&again, 1}); }).find("already stored"), std::string::npos);
+
+  sync::sqlite::Database raw(file_);
+  EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+  auto q = raw.query("SELECT sql FROM sqlite_schema WHERE name IN ('ops', 'heads')");
+  int tables = 0;
+  while (q->step()) {
+    ++tables;
+    EXPECT_EQ(q->column_text(0).find("WITHOUT ROWID"), std::string::npos) << q->column_text(0);
+  }
+  EXPECT_EQ(tables, 2);
 }
 
 TEST_F(SqliteStorageTest, RefusesAFileThatIsNotADatabaseAndLeavesItUnchanged) {

@@ -1,0 +1,79 @@
+// Checkpoints kithd's write-ahead log from a thread of its own (sqlite_storage.hpp).
+//
+// Left to SQLite, the commit that pushes the WAL past 1,000 pages copies every page in it back
+// into the database file and fsyncs that file before it returns: the group commit that happens
+// to cross the line, and every ack waiting on it, pays for all the commits before it. Here the
+// writer's connection does no checkpoint at all. Its WAL hook reports the WAL's size after each
+// commit; past `passive_pages` this thread runs a PASSIVE checkpoint on its own connection,
+// which copies pages while commits go on (SQLite lets one checkpointer and one writer work at
+// once) and never waits for a lock. Once every frame is copied, the next commit starts the WAL
+// over from its beginning.
+//
+// Under a steady stream of commits a PASSIVE checkpoint may never catch the last frame, and the
+// WAL would grow without end. Past `restart_pages` the thread takes the storage's write mutex
+// (commits wait for it, without SQLite's busy polling) and runs a RESTART checkpoint, which
+// copies the rest and makes the next commit start the WAL over; journal_size_limit then
+// truncates the file.
+//
+// Durability is unchanged: a checkpoint only copies committed pages (each already fsynced in the
+// WAL when synchronous = FULL), and fsyncs the database file before the WAL may be reused.
+//
+// Thread-safety: committed() may be called from any thread (it is called from the writer's WAL
+// hook, with the write mutex held). A failed checkpoint is logged and tried again after the next
+// commit; the WAL grows meanwhile, nothing is lost.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace kith::sync::sqlite {
+class Database;
+}
+
+namespace kith::server {
+
+class WalCheckpointer {
+ public:
+  struct Options {
+    // WAL pages (4 KiB each) after which a PASSIVE checkpoint starts.
+    int passive_pages = 16384;
+    // WAL pages after which commits are held back for a RESTART checkpoint.
+    int restart_pages = 65536;
+  };
+
+  // `db` is a connection of its own to the database; `write_mutex` is the one commit() holds.
+  WalCheckpointer(std::unique_ptr<sync::sqlite::Database> db, std::mutex& write_mutex,
+                  Options options);
+  // Stops the thread (a checkpoint in progress finishes first).
+  ~WalCheckpointer();
+  WalCheckpointer(const WalCheckpointer&) = delete;
+  WalCheckpointer& operator=(const WalCheckpointer&) = delete;
+
+  // After a commit: the WAL now holds `wal_pages` pages. Cheap; never blocks on a checkpoint.
+  void committed(int wal_pages) noexcept;
+
+  // Checkpoints run so far (PASSIVE and RESTART), for tests.
+  std::uint64_t checkpoints() const;
+
+ private:
+  void run();
+  // One checkpoint of `mode` (SQLITE_CHECKPOINT_*); false if SQLite refused or failed.
+  bool checkpoint(int mode);
+
+  std::unique_ptr<sync::sqlite::Database> db_;
+  std::mutex& write_mutex_;
+  const Options options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  int wal_pages_ = 0;          // guarded by mutex_: as of the last commit
+  bool stopping_ = false;      // guarded by mutex_
+  std::uint64_t checkpoints_ = 0;  // guarded by mutex_
+
+  std::thread thread_;  // last: starts once everything it uses is constructed
+};
+
+}  // namespace kith::server
