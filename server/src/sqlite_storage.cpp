@@ -232,6 +232,7 @@ void SqliteStorage::configure(Database& db, bool writer) const {
 
 void SqliteStorage::commit(std::span<const WriteBatch> batches) {
   translated([&] {
+    if (checkpointer_) checkpointer_->hold_for_restart();
     std::lock_guard lock(write_mutex_);
     sqlite::Transaction transaction(*writer_);
     for (const WriteBatch& batch : batches) write_batch(*writer_, batch);

@@ -23,6 +23,7 @@ WalCheckpointer::~WalCheckpointer() {
     stopping_ = true;
   }
   wake_.notify_one();
+  restart_done_.notify_all();
   thread_.join();
 }
 
@@ -33,6 +34,11 @@ void WalCheckpointer::committed(int wal_pages) noexcept {
     if (wal_pages < options_.passive_pages) return;
   }
   wake_.notify_one();
+}
+
+void WalCheckpointer::hold_for_restart() {
+  std::unique_lock lock(mutex_);
+  restart_done_.wait(lock, [this] { return !restart_wanted_ || stopping_; });
 }
 
 std::uint64_t WalCheckpointer::checkpoints() const {
@@ -50,9 +56,20 @@ void WalCheckpointer::run() {
     wal_pages_ = 0;
     lock.unlock();
     if (pages >= options_.restart_pages) {
-      // No commit may append while the rest is copied, or the WAL could not start over.
-      std::lock_guard writes(write_mutex_);
-      checkpoint(SQLITE_CHECKPOINT_RESTART);
+      {
+        std::lock_guard l(mutex_);
+        restart_wanted_ = true;
+      }
+      {
+        // No commit may append while the rest is copied, or the WAL could not start over.
+        std::lock_guard writes(write_mutex_);
+        checkpoint(SQLITE_CHECKPOINT_RESTART);
+      }
+      {
+        std::lock_guard l(mutex_);
+        restart_wanted_ = false;
+      }
+      restart_done_.notify_all();
     } else {
       checkpoint(SQLITE_CHECKPOINT_PASSIVE);
     }

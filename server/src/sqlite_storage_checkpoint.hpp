@@ -11,7 +11,8 @@
 //
 // Under a steady stream of commits a PASSIVE checkpoint may never catch the last frame, and the
 // WAL would grow without end. Past `restart_pages` the thread takes the storage's write mutex
-// (commits wait for it, without SQLite's busy polling) and runs a RESTART checkpoint, which
+// (commits wait for it, without SQLite's busy polling, and new commits hold back until it is
+// done: hold_for_restart) and runs a RESTART checkpoint, which
 // copies the rest and makes the next commit start the WAL over; journal_size_limit then
 // truncates the file.
 //
@@ -54,6 +55,10 @@ class WalCheckpointer {
 
   // After a commit: the WAL now holds `wal_pages` pages. Cheap; never blocks on a checkpoint.
   void committed(int wal_pages) noexcept;
+  // Before a commit takes the write mutex: waits while a RESTART checkpoint is due or running.
+  // std::mutex is not fair, so without this a writer committing back to back could take the
+  // mutex again and again and hold the RESTART off until the WAL had grown without end.
+  void hold_for_restart();
 
   // Checkpoints run so far (PASSIVE and RESTART), for tests.
   std::uint64_t checkpoints() const;
@@ -71,6 +76,8 @@ class WalCheckpointer {
   std::condition_variable wake_;
   int wal_pages_ = 0;          // guarded by mutex_: as of the last commit
   bool stopping_ = false;      // guarded by mutex_
+  bool restart_wanted_ = false;  // guarded by mutex_: commits wait (hold_for_restart)
+  std::condition_variable restart_done_;
   std::uint64_t checkpoints_ = 0;  // guarded by mutex_
 
   std::thread thread_;  // last: starts once everything it uses is constructed
