@@ -20,7 +20,8 @@ std::string lower(std::string s) {
 }
 
 bool answers_request(const kith::v1::ServerMessage& m) {
-  return m.has_catch_up_complete() || m.has_push_ack() || m.has_error() || m.has_access_log();
+  return m.has_catch_up_complete() || m.has_push_ack() || m.has_error() || m.has_access_log() ||
+         m.has_invite_redeemed();
 }
 
 }  // namespace
@@ -75,13 +76,28 @@ void SyncSession::send_all(std::vector<kith::v1::ClientMessage> msgs) {
 }
 
 PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& progress) {
-  if (!conn_) throw std::logic_error("SyncSession::sync_plan before connect");
+  return converse(plan, engine_.subscribe(plan), progress);
+}
+
+PlanSync SyncSession::join(const sync::InviteCode& code, std::string_view title) {
+  if (!conn_) throw std::logic_error("SyncSession::join before connect");
+  return converse(code.plan(), {engine_.redeem(code, title)}, {});
+}
+
+PlanSync SyncSession::fetch_access_log(const sync::PlanId& plan) {
+  return converse(plan, {engine_.fetch_access_log(plan)}, {});
+}
+
+PlanSync SyncSession::converse(const sync::PlanId& plan, std::vector<kith::v1::ClientMessage> first,
+                               const ProgressFn& progress) {
+  if (!conn_) throw std::logic_error("SyncSession used before connect");
   PlanSync r;
   r.plan = plan;
   open_.clear();
   events_.clear();
   auto drain_events = [&] {
     for (const auto& e : events_) {
+      if (observer_) observer_(e);
       if (e.plan != plan) continue;
       switch (e.kind) {
         case sync::SyncEvent::Kind::kAcked:  // counted below: acks and echoes both report
@@ -91,6 +107,7 @@ PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& prog
           break;
         case sync::SyncEvent::Kind::kProblem:
           r.problems.push_back(std::string(sync::sync_error_code_name(e.code)) + ": " + e.message);
+          r.problem_codes.push_back(e.code);
           break;
         case sync::SyncEvent::Kind::kProgress:
           if (progress) progress(plan, e.server_seq, e.more);
@@ -101,14 +118,21 @@ PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& prog
     }
     events_.clear();
   };
-  const std::uint64_t waiting_before = engine_.outbox_size(plan);
-  send_all(engine_.subscribe(plan));
+  // A plan being joined is held only once the join completes.
+  auto waiting = [&] {
+    for (const auto& [id, title] : engine_.plans()) {
+      if (id == plan) return static_cast<std::uint64_t>(engine_.outbox_size(plan));
+    }
+    return std::uint64_t{0};
+  };
+  const std::uint64_t waiting_before = waiting();
+  send_all(std::move(first));
   auto last_heard = Clock::now();
   while (!open_.empty()) {
     const auto silent = std::chrono::duration_cast<milliseconds>(Clock::now() - last_heard);
     if (silent >= options_.timeout) {
       throw TransportError(TransportError::Kind::kTimeout,
-                           "the server at " + options_.url + " stopped answering during the sync");
+                           "the server at " + options_.url + " stopped answering");
     }
     auto m = conn_->receive(std::min(options_.timeout - silent, milliseconds(500)));
     if (!m) continue;
@@ -125,9 +149,11 @@ PlanSync SyncSession::sync_plan(const sync::PlanId& plan, const ProgressFn& prog
     if (answers_request(*m) && ours) std::erase(open_, id);
   }
   drain_events();
-  r.waiting = engine_.outbox_size(plan);
+  r.waiting = waiting();
   r.sent = waiting_before > r.waiting ? waiting_before - r.waiting : 0;
-  r.server_seq = engine_.cursor(plan);
+  for (const auto& [id, title] : engine_.plans()) {
+    if (id == plan) r.server_seq = engine_.cursor(plan);
+  }
   return r;
 }
 

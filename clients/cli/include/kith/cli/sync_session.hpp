@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kith/client/transport.hpp"
@@ -48,8 +49,9 @@ struct PlanSync {
   std::uint64_t received = 0;  // records changed by what arrived
   std::uint64_t waiting = 0;   // ops still waiting to upload afterwards
   std::uint64_t server_seq = 0;
-  std::vector<ServerProblem> errors;  // server Errors answering our requests
-  std::vector<std::string> problems;  // what the engine refused or reported (kProblem)
+  std::vector<ServerProblem> errors;               // server Errors answering our requests
+  std::vector<std::string> problems;               // what the engine refused or reported (kProblem)
+  std::vector<sync::SyncErrorCode> problem_codes;  // the same, their codes
 };
 
 // The engine's progress as batches arrive: the server sequence reached, and whether more follow.
@@ -66,6 +68,13 @@ class SyncSession {
 
   // Push and pull `plan` once. Throws client::TransportError if the connection fails.
   PlanSync sync_plan(const sync::PlanId& plan, const ProgressFn& progress = {});
+  // Redeems an invite code and joins its plan as `title`: the whole conversation (redeem, the
+  // join entry, the first catch-up). A refusal is in `problems` (and the server's Error, if it
+  // sent one, in `errors`); the plan is then not held. Throws as sync_plan.
+  PlanSync join(const sync::InviteCode& code, std::string_view title);
+  // Fetches the plan's access log (every page) into the engine (SyncEngine::access_log). Only
+  // the owner may: others get a FORBIDDEN in `errors`. Throws as sync_plan.
+  PlanSync fetch_access_log(const sync::PlanId& plan);
 
   // Subscribes to `plan`, then applies live messages, calling `on_event` for each engine event,
   // until `stop` is set (checked at least every `poll`). Returns normally when stopped; throws
@@ -76,13 +85,24 @@ class SyncSession {
 
   void close() noexcept;
 
+  // Also hands every engine event to `observer` while sync_plan, join or fetch_access_log runs,
+  // synchronously, after the message that caused it is applied (libkith's callbacks).
+  void observe(std::function<void(const sync::SyncEvent&)> observer) {
+    observer_ = std::move(observer);
+  }
+
  private:
   void send_all(std::vector<kith::v1::ClientMessage> msgs);
+  // Sends `first`, then answers the server until every request (and those the answers led to)
+  // is answered, collecting what happened to `plan`.
+  PlanSync converse(const sync::PlanId& plan, std::vector<kith::v1::ClientMessage> first,
+                    const ProgressFn& progress);
 
   sync::SyncEngine& engine_;
   ServerOptions options_;
   std::unique_ptr<client::Connection> conn_;
   std::vector<sync::SyncEvent> events_;
+  std::function<void(const sync::SyncEvent&)> observer_;
   std::vector<std::uint64_t> open_;  // request ids sent and not yet answered
 };
 
