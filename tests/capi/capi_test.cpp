@@ -2,6 +2,7 @@
 // 127.0.0.1: this test starts kithd with a temporary data directory and --dev-cert, hands the C
 // program the URL, the CA file and an empty work directory, and expects exit status 0. The C
 // program does the checking; its output is shown when it fails.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -10,7 +11,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -31,7 +31,7 @@ struct ChildRun {
 
 // Runs `argv` with stdout and stderr to `log`, killing it after `timeout`.
 ChildRun run(const std::vector<std::string>& argv, const std::filesystem::path& log,
-        std::chrono::milliseconds timeout) {
+             std::chrono::milliseconds timeout) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -74,9 +74,9 @@ TEST(CApi, OwnerAndFamilyMemberExchangeAPlanThroughKithd) {
   kith::test::TempDir work("kith-capi");
   const std::filesystem::path homes = work / "homes";
   std::filesystem::create_directories(homes);
-  const ChildRun r = run({KITH_CAPI_EXCHANGE_PATH, kithd.endpoint().url(), kithd.ca_file().string(),
-                     homes.string()},
-                    work / "capi_exchange.log", 25s);
+  const ChildRun r = run(
+      {KITH_CAPI_EXCHANGE_PATH, kithd.endpoint().url(), kithd.ca_file().string(), homes.string()},
+      work / "capi_exchange.log", 25s);
   EXPECT_EQ(r.status, 0) << r.output << "\nkithd log:\n" << kithd.log_tail();
 }
 

@@ -60,9 +60,9 @@ kith_status kith_invite_create(kith_home* home, const char* plan, const char* ro
     const std::string role_text(required(role, "the role"));
     const auto r = ks::parse_role(role_text);
     if (!r) {
-      throw cli::CliError(cli::Exit::kUsage, "bad_role",
-                          "'" + role_text +
-                              "' is not a role; use family, nurse, provider or social-worker");
+      throw cli::CliError(
+          cli::Exit::kUsage, "bad_role",
+          "'" + role_text + "' is not a role; use family, nurse, provider or social-worker");
     }
     const std::uint64_t seconds = valid_for_seconds ? valid_for_seconds : kDefaultInviteSeconds;
     if (seconds > 366ull * 24 * 3600) {

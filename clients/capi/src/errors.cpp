@@ -84,9 +84,9 @@ kith_status fail_current() noexcept {
 
 std::string_view required(const char* s, const char* what) {
   if (s == nullptr || *s == '\0') {
-    throw cli::CliError(cli::Exit::kUsage, "invalid_argument",
-                        std::string(what) + " must be given (it was " +
-                            (s ? "empty" : "NULL") + ")");
+    throw cli::CliError(
+        cli::Exit::kUsage, "invalid_argument",
+        std::string(what) + " must be given (it was " + (s ? "empty" : "NULL") + ")");
   }
   return s;
 }
@@ -141,24 +141,42 @@ const char* kith_last_error_code(void) noexcept {
 
 const char* kith_status_name(kith_status status) noexcept {
   switch (status) {
-    case KITH_OK: return "KITH_OK";
-    case KITH_ERR_INVALID_ARGUMENT: return "KITH_ERR_INVALID_ARGUMENT";
-    case KITH_ERR_NOT_INITIALISED: return "KITH_ERR_NOT_INITIALISED";
-    case KITH_ERR_ALREADY_INITIALISED: return "KITH_ERR_ALREADY_INITIALISED";
-    case KITH_ERR_WRONG_PASSPHRASE: return "KITH_ERR_WRONG_PASSPHRASE";
-    case KITH_ERR_KEYS: return "KITH_ERR_KEYS";
-    case KITH_ERR_BUSY: return "KITH_ERR_BUSY";
-    case KITH_ERR_NOT_FOUND: return "KITH_ERR_NOT_FOUND";
-    case KITH_ERR_FORBIDDEN: return "KITH_ERR_FORBIDDEN";
-    case KITH_ERR_INVALID_FIELD: return "KITH_ERR_INVALID_FIELD";
-    case KITH_ERR_BAD_INVITE_CODE: return "KITH_ERR_BAD_INVITE_CODE";
-    case KITH_ERR_INVITE_REFUSED: return "KITH_ERR_INVITE_REFUSED";
-    case KITH_ERR_NO_SERVER: return "KITH_ERR_NO_SERVER";
-    case KITH_ERR_NETWORK: return "KITH_ERR_NETWORK";
-    case KITH_ERR_TLS: return "KITH_ERR_TLS";
-    case KITH_ERR_SERVER: return "KITH_ERR_SERVER";
-    case KITH_ERR_IO: return "KITH_ERR_IO";
-    case KITH_ERR_FAILED: return "KITH_ERR_FAILED";
+    case KITH_OK:
+      return "KITH_OK";
+    case KITH_ERR_INVALID_ARGUMENT:
+      return "KITH_ERR_INVALID_ARGUMENT";
+    case KITH_ERR_NOT_INITIALISED:
+      return "KITH_ERR_NOT_INITIALISED";
+    case KITH_ERR_ALREADY_INITIALISED:
+      return "KITH_ERR_ALREADY_INITIALISED";
+    case KITH_ERR_WRONG_PASSPHRASE:
+      return "KITH_ERR_WRONG_PASSPHRASE";
+    case KITH_ERR_KEYS:
+      return "KITH_ERR_KEYS";
+    case KITH_ERR_BUSY:
+      return "KITH_ERR_BUSY";
+    case KITH_ERR_NOT_FOUND:
+      return "KITH_ERR_NOT_FOUND";
+    case KITH_ERR_FORBIDDEN:
+      return "KITH_ERR_FORBIDDEN";
+    case KITH_ERR_INVALID_FIELD:
+      return "KITH_ERR_INVALID_FIELD";
+    case KITH_ERR_BAD_INVITE_CODE:
+      return "KITH_ERR_BAD_INVITE_CODE";
+    case KITH_ERR_INVITE_REFUSED:
+      return "KITH_ERR_INVITE_REFUSED";
+    case KITH_ERR_NO_SERVER:
+      return "KITH_ERR_NO_SERVER";
+    case KITH_ERR_NETWORK:
+      return "KITH_ERR_NETWORK";
+    case KITH_ERR_TLS:
+      return "KITH_ERR_TLS";
+    case KITH_ERR_SERVER:
+      return "KITH_ERR_SERVER";
+    case KITH_ERR_IO:
+      return "KITH_ERR_IO";
+    case KITH_ERR_FAILED:
+      return "KITH_ERR_FAILED";
   }
   return "KITH_ERR_UNKNOWN";
 }

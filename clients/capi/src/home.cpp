@@ -1,10 +1,11 @@
 // kith_home_*, kith_identity_*: opening a home (kith_cli_core's layout, key store and Device) and
 // what it says about this person and device.
+#include "kith/cli/home.hpp"
+
 #include <memory>
 
 #include "handle.hpp"
 #include "kith/cli/error.hpp"
-#include "kith/cli/home.hpp"
 #include "kith/crypto/init.hpp"
 #include "kith/crypto/safety_number.hpp"
 #include "kith/crypto/secret.hpp"
@@ -105,8 +106,8 @@ kith_status kith_identity_safety_number(kith_home* home, char** digits) noexcept
     require_out(digits, "digits");
     // The account id is the identity public key the safety number is made from.
     const auto account = kith::sync::AccountId::parse(h.device.info().account);
-    *digits = kith::capi::to_c(grouped(
-        kith::crypto::safety_number_half(kith::crypto::VerifyKey::parse(account.bytes()))));
+    *digits = kith::capi::to_c(
+        grouped(kith::crypto::safety_number_half(kith::crypto::VerifyKey::parse(account.bytes()))));
   });
 }
 

@@ -134,11 +134,13 @@ kith_status kith_record_show(kith_home* home, const char* plan, const char* reco
     const auto view = state.record(cli::resolve_record(state, required(record, "the record")));
     const auto name = kith::capi::names(h);
     nlohmann::json conflicts = nlohmann::json::array();
-    for (const auto& c : state.conflicts(view->id)) conflicts.push_back(cli::conflict_json(c, name));
-    *json = kith::capi::to_c(nlohmann::json{{"plan", p.hex()},
-                                            {"record", cli::record_json(*view, name)},
-                                            {"conflict_values", conflicts}}
-                                 .dump());
+    for (const auto& c : state.conflicts(view->id))
+      conflicts.push_back(cli::conflict_json(c, name));
+    *json = kith::capi::to_c(nlohmann::json{
+        {"plan", p.hex()},
+        {"record", cli::record_json(*view, name)},
+        {"conflict_values",
+         conflicts}}.dump());
   });
 }
 

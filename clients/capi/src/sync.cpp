@@ -57,9 +57,9 @@ void throw_if_refused(const cli::PlanSync& r, const std::string& what) {
     throw ks::SyncError(r.problem_codes.front(), sentence);
   }
   if (!r.errors.empty()) {
-    throw cli::CliError(cli::Exit::kNetwork, "server_refused",
-                        what + ": the server refused (" + r.errors.front().code +
-                            "): " + r.errors.front().message);
+    throw cli::CliError(
+        cli::Exit::kNetwork, "server_refused",
+        what + ": the server refused (" + r.errors.front().code + "): " + r.errors.front().message);
   }
 }
 
