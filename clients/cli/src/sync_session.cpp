@@ -97,6 +97,7 @@ PlanSync SyncSession::converse(const sync::PlanId& plan, std::vector<kith::v1::C
   events_.clear();
   auto drain_events = [&] {
     for (const auto& e : events_) {
+      if (observer_) observer_(e);
       if (e.plan != plan) continue;
       switch (e.kind) {
         case sync::SyncEvent::Kind::kAcked:  // counted below: acks and echoes both report

@@ -85,6 +85,12 @@ class SyncSession {
 
   void close() noexcept;
 
+  // Also hands every engine event to `observer` while sync_plan, join or fetch_access_log runs,
+  // synchronously, after the message that caused it is applied (libkith's callbacks).
+  void observe(std::function<void(const sync::SyncEvent&)> observer) {
+    observer_ = std::move(observer);
+  }
+
  private:
   void send_all(std::vector<kith::v1::ClientMessage> msgs);
   // Sends `first`, then answers the server until every request (and those the answers led to)
@@ -96,6 +102,7 @@ class SyncSession {
   ServerOptions options_;
   std::unique_ptr<client::Connection> conn_;
   std::vector<sync::SyncEvent> events_;
+  std::function<void(const sync::SyncEvent&)> observer_;
   std::vector<std::uint64_t> open_;  // request ids sent and not yet answered
 };
 
