@@ -84,10 +84,30 @@ void log_cmd(Context& ctx, const Args& a) {
     return;
   }
   if (events.empty()) ctx.out << "Nothing in the log yet.\n";
-  for (const auto& e : events) {
+  // One sync reads several sections at once: the reads of one device in the same second up to
+  // the same change, the same way, read as one line ("received notes, profile up to change 6").
+  auto read_tail = [](const sync::AccessEvent& e) {
+    const auto at = e.text.find(" up to ");
+    return at == std::string::npos ? e.text : e.text.substr(at);
+  };
+  for (std::size_t i = 0; i < events.size();) {
+    const auto& e = events[i];
+    std::string text = e.text;
+    std::size_t next = i + 1;
+    if (e.kind == sync::AccessEvent::Kind::kRead) {
+      std::string sections = e.section;
+      while (next < events.size() && events[next].kind == sync::AccessEvent::Kind::kRead &&
+             events[next].device == e.device && events[next].at_ms / 1000 == e.at_ms / 1000 &&
+             read_tail(events[next]) == read_tail(e)) {
+        sections += ", " + events[next].section;
+        ++next;
+      }
+      text = "received " + sections + read_tail(e);
+    }
     std::string w = who(e);
     w.resize(std::max<std::size_t>(w.size(), 16), ' ');
-    ctx.out << iso_utc(e.at_ms) << "  " << w << "  " << e.text << "\n";
+    ctx.out << iso_utc(e.at_ms) << "  " << w << "  " << text << "\n";
+    i = next;
   }
   if (own_reads) {
     ctx.out << "(" << count_of(own_reads, "read", "reads")
