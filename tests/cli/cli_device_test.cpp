@@ -97,6 +97,11 @@ TEST_F(Devices, ASecondDeviceFromTheRecoveryKeySeesTheFamilysSectionsOnceTheOwne
       << linked.out;
   EXPECT_NE(linked.out.find("`kith sync`"), std::string::npos) << linked.out;
 
+  // Linking again says so and changes nothing.
+  auto again = kith(tablet, {"--json", "device", "link", plan});
+  EXPECT_EQ(again.code, 1) << again.describe();
+  EXPECT_EQ(again.json()["error"]["code"], "already_linked") << again.out;
+
   // Before the owner's phone has seen the tablet, it holds no keys: nothing to list.
   auto before = ok(tablet, {"--json", "list", plan}).json();
   EXPECT_TRUE(before["records"].empty()) << before.dump();

@@ -95,9 +95,10 @@ void init(Context& ctx, const std::string& name, bool recover) {
     if (!why_not.empty()) j["registration_error"] = why_not;
     ctx.emit(j);
   } else if (recover) {
-    ctx.out << "Restored the Kith identity of account " << made.info.account << " in "
-            << home.dir().string() << "\n"
-            << "  device:  " << made.info.device << " (" << made.info.name << ", new)\n\n"
+    ctx.out << "Restored your Kith identity in " << home.dir().string() << " as " << made.info.name
+            << "\n"
+            << "  account: " << made.info.account << " (as on your other devices)\n"
+            << "  device:  " << made.info.device << " (new)\n\n"
             << "This device holds no plans yet. For each plan, `kith device link PLAN_ID` adds\n"
             << "it there (`kith plan list --json` on another of your devices shows the ids).\n";
     if (!server) {
@@ -171,7 +172,7 @@ void register_identity_commands(CLI::App& app, Context& ctx) {
       if (name->empty() && !*recover) {
         throw CliError(Exit::kUsage, "usage", "--name is required (your name)");
       }
-      init(ctx, name->empty() ? std::string("new device") : *name, *recover);
+      init(ctx, name->empty() ? std::string("another device") : *name, *recover);
     };
   });
 
