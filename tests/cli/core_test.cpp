@@ -223,7 +223,10 @@ TEST(Commands, EveryCommandHasHelp) {
                                        {"conflicts"},
                                        {"resolve"},
                                        {"sync"},
-                                       {"watch"}}) {
+                                       {"watch"},
+                                       {"device"},
+                                       {"device", "link"},
+                                       {"device", "list"}}) {
     cmd.push_back("--help");
     auto r = run_args(cmd);
     EXPECT_EQ(r.code, 0) << cmd.front() << r.err;

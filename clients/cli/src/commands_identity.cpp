@@ -4,8 +4,10 @@
 #include "context.hpp"
 #include "kith/cli/passphrase.hpp"
 #include "kith/crypto/bytes.hpp"
+#include "kith/crypto/error.hpp"
 #include "kith/crypto/safety_number.hpp"
 #include "kith/crypto/sign.hpp"
+#include "tty.hpp"
 
 namespace kith::cli {
 namespace {
@@ -20,7 +22,36 @@ std::string grouped(const std::string& digits) {
   return out;
 }
 
-void init(Context& ctx, const std::string& name) {
+// The recovery key for `init --recover`: KITH_RECOVERY_KEY (for scripts), else asked on the
+// terminal without echo. A mistyped one fails here, naming the group to check, before anything
+// is asked or written.
+crypto::RecoveryKey read_recovery_key(const Context& ctx) {
+  std::optional<crypto::SecretBytes> text;
+  if (auto from_env = ctx.env.get("KITH_RECOVERY_KEY")) {
+    text = crypto::SecretBytes(crypto::as_bytes(*from_env));
+    crypto::secure_wipe(from_env->data(), from_env->size());
+  } else {
+    Tty tty;
+    if (!tty.ok()) {
+      throw CliError(Exit::kKeys, "no_recovery_key",
+                     "a recovery key is needed: set KITH_RECOVERY_KEY or run kith on a terminal");
+    }
+    text = tty.ask("Your recovery key (7 groups of 5 letters and digits): ");
+    if (!text || text->empty()) {
+      throw CliError(Exit::kKeys, "no_recovery_key", "no recovery key was entered");
+    }
+  }
+  try {
+    return crypto::RecoveryKey::parse(
+        std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
+  } catch (const crypto::RecoveryKeyError& e) {
+    // One stable code for every way a key can be wrong; the message names the group to check.
+    throw CliError(Exit::kKeys, "bad_recovery_key",
+                   std::string("that recovery key is not right: ") + e.what());
+  }
+}
+
+void init(Context& ctx, const std::string& name, bool recover) {
   if (name.empty()) throw CliError(Exit::kUsage, "usage", "--name must not be empty");
   const Home home = ctx.home();
   if (home.initialised()) {
@@ -30,9 +61,16 @@ void init(Context& ctx, const std::string& name) {
   }
   // A bad --server is refused before anything is written.
   const auto server = ctx.server();
+  std::optional<crypto::RecoveryKey> recovery;
+  if (recover) recovery = read_recovery_key(ctx);
   Passphrase pass = read_passphrase(
       ctx.env, "Choose a passphrase to protect this device's keys: ", /*confirm=*/true);
-  Created made = create_device(home, name, pass.view());
+  Created made = create_device(home, name, pass.view(), recovery ? &*recovery : nullptr);
+  if (recover) {
+    // They have it written down already; it is not shown again.
+    crypto::secure_wipe(made.recovery_key.data(), made.recovery_key.size());
+    made.recovery_key.clear();
+  }
 
   bool registered = false;
   std::string why_not;
@@ -49,12 +87,28 @@ void init(Context& ctx, const std::string& name) {
   }
 
   if (ctx.opts.json) {
-    nlohmann::json j{{"home", home.dir().string()},       {"name", made.info.name},
-                     {"account", made.info.account},      {"device", made.info.device},
-                     {"recovery_key", made.recovery_key}, {"registered", registered}};
+    nlohmann::json j{{"home", home.dir().string()},  {"name", made.info.name},
+                     {"account", made.info.account}, {"device", made.info.device},
+                     {"recovered", recover},         {"registered", registered}};
+    if (!recover) j["recovery_key"] = made.recovery_key;
     if (server) j["server"] = server->url;
     if (!why_not.empty()) j["registration_error"] = why_not;
     ctx.emit(j);
+  } else if (recover) {
+    ctx.out << "Restored your Kith identity in " << home.dir().string() << " as " << made.info.name
+            << "\n"
+            << "  account: " << made.info.account << " (as on your other devices)\n"
+            << "  device:  " << made.info.device << " (new)\n\n"
+            << "This device holds no plans yet. For each plan, `kith device link PLAN_ID` adds\n"
+            << "it there (`kith plan list --json` on another of your devices shows the ids).\n";
+    if (!server) {
+      ctx.out << "No server configured: `kith device link` needs one (--server wss://HOST:PORT).\n";
+    } else if (registered) {
+      ctx.out << "Registered with " << server->url << ".\n";
+    } else {
+      ctx.out << "Could not register with " << server->url << " (" << why_not
+              << "); `kith device link` will register this device later.\n";
+    }
   } else {
     ctx.out << "Created a Kith identity for " << made.info.name << " in " << home.dir().string()
             << "\n"
@@ -107,8 +161,20 @@ void register_identity_commands(CLI::App& app, Context& ctx) {
   auto* init_cmd = app.add_subcommand(
       "init", "Create this person's identity and this device's keys; register with the server");
   auto name = std::make_shared<std::string>();
-  init_cmd->add_option("--name", *name, "Your name, as you want to see it")->required();
-  init_cmd->callback([&ctx, name] { ctx.action = [&ctx, name] { init(ctx, *name); }; });
+  auto recover = std::make_shared<bool>(false);
+  init_cmd->add_option("--name", *name,
+                       "Your name, as you want to see it (with --recover: this device's)");
+  init_cmd->add_flag("--recover", *recover,
+                     "Restore your identity on a new device from your recovery key "
+                     "(KITH_RECOVERY_KEY, else asked); only this device's keys are new");
+  init_cmd->callback([&ctx, name, recover] {
+    ctx.action = [&ctx, name, recover] {
+      if (name->empty() && !*recover) {
+        throw CliError(Exit::kUsage, "usage", "--name is required (your name)");
+      }
+      init(ctx, name->empty() ? std::string("another device") : *name, *recover);
+    };
+  });
 
   auto* who = app.add_subcommand("whoami", "Account id, device id and safety number");
   who->callback([&ctx] { ctx.action = [&ctx] { whoami(ctx); }; });

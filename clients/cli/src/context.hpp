@@ -67,8 +67,8 @@ struct Context {
   Attempt try_sync(Device& device, const sync::PlanId& plan) const;
 };
 
-// The command table. Each adds its subcommands to `app`; the commands still to come (device,
-// export, import) get a register_* of their own.
+// The command table. Each adds its subcommands to `app`; the commands still to come (export,
+// import) get a register_* of their own.
 void register_identity_commands(CLI::App& app, Context& ctx);  // init, whoami
 void register_plan_commands(CLI::App& app, Context& ctx);      // plan create, plan list
 void register_record_commands(CLI::App& app, Context& ctx);    // add, set, list, show,
@@ -77,6 +77,7 @@ void register_sync_commands(CLI::App& app, Context& ctx);      // sync, watch
 void register_invite_commands(CLI::App& app, Context& ctx);    // invite, join
 void register_member_commands(CLI::App& app, Context& ctx);    // members, grant, revoke
 void register_log_commands(CLI::App& app, Context& ctx);       // log
+void register_device_commands(CLI::App& app, Context& ctx);    // device link, device list
 
 // "1 change" / "3 changes".
 std::string count_of(std::uint64_t n, std::string_view one, std::string_view many);

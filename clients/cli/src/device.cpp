@@ -81,4 +81,15 @@ Device Device::open(const Home& home, std::string_view passphrase, Access access
   return d;
 }
 
+void Device::forget_plan(const sync::PlanId& plan) {
+  // The engine keeps each plan in memory and saves it on destruction, so it goes first; its keys
+  // are kept (serialized, in wiped memory) to make the new one.
+  const crypto::SecretBytes secrets = engine_->identity().secrets.serialize();
+  engine_.reset();
+  store_->remove_plan(plan);
+  sync::DeviceIdentity me =
+      sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(secrets.view()), info_.issued_at);
+  engine_ = std::make_unique<sync::SyncEngine>(*store_, std::move(me), now_ms);
+}
+
 }  // namespace kith::cli

@@ -58,6 +58,11 @@ class Device {
   const DeviceInfo& info() const noexcept { return info_; }
   const Home& home() const noexcept { return home_; }
 
+  // Stops holding `plan` and removes everything stored for it, for a command that followed a
+  // plan and must leave nothing behind when it fails (`kith device link`). The engine is made
+  // again over the store, so references to the old one are invalid afterwards.
+  void forget_plan(const sync::PlanId& plan);
+
  private:
   Device(Home home, DeviceInfo info);
 
