@@ -22,24 +22,7 @@ class BadInput : public KithCli {
   // The refusal as a script sees it.
   void expect_refused(const std::vector<std::string>& args, int status, const std::string& code,
                       const std::string& message, const Env* with = nullptr) {
-    std::vector<std::string> json_args = args;
-    json_args.push_back("--json");
-    for (const std::vector<std::string>* a :
-         {&args, static_cast<const std::vector<std::string>*>(&json_args)}) {
-      KithRun r = kith(with ? *with : env, *a);
-      EXPECT_TRUE(r.exited && !r.timed_out) << r.describe();
-      EXPECT_EQ(r.code, status) << r.describe();
-      EXPECT_NE(r.err.find(message), std::string::npos) << r.describe();
-      EXPECT_TRUE(r.err.starts_with("kith: ")) << r.describe();
-      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
-      if (a == &json_args) {
-        auto j = r.json();
-        EXPECT_EQ(j["ok"], false) << r.out;
-        EXPECT_EQ(j["error"]["code"], code) << r.out;
-      } else {
-        EXPECT_TRUE(r.out.empty()) << r.out;
-      }
-    }
+    expect_refusal(with ? *with : env, args, status, code, message);
     EXPECT_EQ(snapshot(env), before) << "something changed";
   }
 

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,30 @@ class KithCli : public ::testing::Test {
     std::string id = p.out;
     while (!id.empty() && (id.back() == '\n')) id.pop_back();
     return id;
+  }
+  // A refusal as a script sees it, run once as given and once with --json: exit `status`, one
+  // line on stderr starting "kith: " and holding `message`, nothing on stdout, and in the JSON
+  // form {"ok": false, "error": {"code": `code`}}. Whether anything changed is the caller's.
+  void expect_refusal(const Env& env, const std::vector<std::string>& args, int status,
+                      const std::string& code, const std::string& message) const {
+    std::vector<std::string> json_args = args;
+    json_args.push_back("--json");
+    for (const std::vector<std::string>* a :
+         {&args, static_cast<const std::vector<std::string>*>(&json_args)}) {
+      KithRun r = kith(env, *a);
+      EXPECT_TRUE(r.exited && !r.timed_out) << r.describe();
+      EXPECT_EQ(r.code, status) << r.describe();
+      EXPECT_NE(r.err.find(message), std::string::npos) << r.describe();
+      EXPECT_TRUE(r.err.starts_with("kith: ")) << r.describe();
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+      if (a == &json_args) {
+        auto j = r.json();
+        EXPECT_EQ(j["ok"], false) << r.out;
+        EXPECT_EQ(j["error"]["code"], code) << r.out;
+      } else {
+        EXPECT_TRUE(r.out.empty()) << r.out;
+      }
+    }
   }
   // What a person could see of the home: every plan, its records, conflicts and queue.
   nlohmann::json snapshot(const Env& env) const {
