@@ -383,11 +383,14 @@ TEST_F(KithdCircleTest, InvitationEnvelopesAreRefusedUnlessTheInviterSendsGrante
   // Only for an invitation that exists.
   EXPECT_EQ(code_of(push(*owner, sync::OpId::random(), envelope(*owner, "notes"))),
             kith::v1::INVITE_UNKNOWN);
-  // The invitation's own envelopes are still what a redeemer gets: one per epoch of notes.
+  // A redeemer gets the invitation's own keys, and none of the refused ones.
   TestDevice nurse(dir.path(), "nurse");
   nurse.connect(*server);
-  auto answers = nurse.request(nurse.engine->redeem(code, "plan"));
-  ASSERT_TRUE(answers.has_membership_batch()) << answers.DebugString();
+  ASSERT_TRUE(nurse.join(code).empty());
+  EXPECT_TRUE(problem_codes(nurse).empty());
+  EXPECT_TRUE(nurse.store->section_key(plan, "notes", 1).has_value());
+  EXPECT_FALSE(nurse.store->section_key(plan, "health", 1).has_value());
+  EXPECT_EQ(texts(nurse, plan, "notes"), (std::vector<std::string>{"Prefers tea to coffee"}));
 }
 
 TEST_F(KithdCircleTest, AJoinStampedBeforeTheExpiryIsRefusedAfterItByTheServersClock) {

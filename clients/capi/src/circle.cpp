@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "handle.hpp"
+#include "kith/cli/circle.hpp"
 #include "kith/cli/device.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/cli/refs.hpp"
@@ -19,22 +20,6 @@ namespace ks = kith::sync;  // `sync` would clash with ::sync()
 namespace {
 
 constexpr std::uint64_t kDefaultInviteSeconds = 7 * 24 * 3600;
-
-// A member of the plan by account id or an unambiguous start of it (hex, any case).
-ks::AccountId resolve_member(const ks::MembershipLog& log, std::string_view ref) {
-  std::string prefix(ref);
-  for (char& c : prefix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::vector<ks::AccountId> found;
-  for (const auto& m : log.members()) {
-    const std::string hex = m.account.hex();
-    if (hex == prefix) return m.account;
-    if (hex.starts_with(prefix)) found.push_back(m.account);
-  }
-  if (found.size() == 1) return found.front();
-  throw cli::CliError(cli::Exit::kNotFound, found.empty() ? "unknown_member" : "ambiguous_member",
-                      found.empty() ? "no member '" + prefix + "' in this plan"
-                                    : "'" + prefix + "' names more than one member");
-}
 
 std::string_view kind_name(ks::AccessEvent::Kind k) {
   switch (k) {
@@ -110,7 +95,7 @@ kith_status kith_member_revoke(kith_home* home, const char* plan, const char* me
     kith_home& h = handle(home);
     auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const ks::AccountId who = resolve_member(engine.membership(p), required(member, "the member"));
+    const ks::AccountId who = cli::resolve_member(engine.membership(p), required(member, "the member"));
     std::optional<ks::Section> only;
     if (auto s = kith::capi::optional_arg(section)) only = ks::Section::parse(*s);
     engine.revoke(p, who, only);

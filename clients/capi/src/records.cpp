@@ -5,6 +5,7 @@
 #include "handle.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/cli/refs.hpp"
+#include "kith/cli/render.hpp"
 #include "kith/sync/record_types.hpp"
 
 using kith::capi::guarded;
@@ -31,16 +32,7 @@ ks::Fields fields_of(const char* const* names, const char* const* values, size_t
 }
 
 std::string plan_list_json(const ks::SyncEngine& engine) {
-  nlohmann::json plans = nlohmann::json::array();
-  for (const auto& [id, title] : engine.plans()) {
-    plans.push_back({{"id", id.hex()},
-                     {"title", title},
-                     {"records", engine.state(id).records().size()},
-                     {"conflicts", engine.state(id).conflicts().size()},
-                     {"waiting", engine.outbox_size(id)},
-                     {"cursor", engine.cursor(id)}});
-  }
-  return plans.dump();
+  return cli::plans_json(engine).dump();
 }
 
 }  // namespace

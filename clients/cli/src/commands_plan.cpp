@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "context.hpp"
+#include "kith/cli/render.hpp"
 
 namespace kith::cli {
 namespace {
@@ -20,15 +21,7 @@ void create(Context& ctx, const std::string& title) {
 void list(Context& ctx) {
   Device device = ctx.open(Device::Access::kRead);
   const auto& engine = device.engine();
-  nlohmann::json plans = nlohmann::json::array();
-  for (const auto& [id, title] : engine.plans()) {
-    plans.push_back({{"id", id.hex()},
-                     {"title", title},
-                     {"records", engine.state(id).records().size()},
-                     {"conflicts", engine.state(id).conflicts().size()},
-                     {"waiting", engine.outbox_size(id)},
-                     {"cursor", engine.cursor(id)}});
-  }
+  const nlohmann::json plans = plans_json(engine);
   if (ctx.opts.json) {
     ctx.emit({{"plans", plans}});
     return;

@@ -104,6 +104,19 @@ std::string record_summary(const RecordView& r, std::size_t width) {
   return shorten(s, width);
 }
 
+nlohmann::json plans_json(const sync::SyncEngine& engine) {
+  nlohmann::json plans = nlohmann::json::array();
+  for (const auto& [id, title] : engine.plans()) {
+    plans.push_back({{"id", id.hex()},
+                     {"title", title},
+                     {"records", engine.state(id).records().size()},
+                     {"conflicts", engine.state(id).conflicts().size()},
+                     {"waiting", engine.outbox_size(id)},
+                     {"cursor", engine.cursor(id)}});
+  }
+  return plans;
+}
+
 nlohmann::json record_json(const RecordView& r, const NameOf& name) {
   nlohmann::json fields = nlohmann::json::object();
   std::vector<std::string> conflicts;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kith/sync/engine.hpp"
 #include "kith/sync/plan_state.hpp"
 
 namespace kith::cli {
@@ -24,6 +25,8 @@ using NameOf = std::function<std::string(const sync::AccountId&)>;
 std::string record_summary(const sync::RecordView& r, std::size_t width = 60);
 
 nlohmann::json record_json(const sync::RecordView& r, const NameOf& name);
+// Every plan on this device: id, title, records, conflicts, changes waiting to upload, cursor.
+nlohmann::json plans_json(const sync::SyncEngine& engine);
 nlohmann::json conflict_json(const sync::Conflict& c, const NameOf& name);
 
 // `kith list`: one record a line, with a short id to type back.
