@@ -19,6 +19,7 @@ static_assert(kSymbols * 5 == kRecoverySecretSize * 8 + kChecksumBits);
 
 constexpr std::string_view kChecksumLabel = "kith/v1/recovery-checksum";
 constexpr std::string_view kIdentitySeedLabel = "kith/v1/identity-seed";
+constexpr std::string_view kRecoveryBoxLabel = "kith/v1/recovery-box";
 
 // Multiplication in GF(32) modulo x^5 + x^2 + 1. This is an error-detecting code for people
 // copying characters by hand, not a cryptographic primitive.
@@ -182,6 +183,30 @@ SigningKey RecoveryKey::identity_key() const {
   SigningKey key = SigningKey::parse(seed);
   secure_wipe(seed.data(), seed.size());
   return key;
+}
+
+BoxSecretKey recovery_box_key(const SigningKey& identity) {
+  // secret = keyed BLAKE2b-256(key = identity seed, message = label)
+  Bytes secret = blake2b_keyed(identity.seed().view(), as_bytes(kRecoveryBoxLabel), kBoxKeySize);
+  BoxSecretKey key = BoxSecretKey::parse(secret);
+  secure_wipe(secret.data(), secret.size());
+  return key;
+}
+
+namespace {
+Bytes recovery_box_statement(const VerifyKey& identity, const BoxPublicKey& box) {
+  Bytes out(identity.bytes().begin(), identity.bytes().end());
+  out.insert(out.end(), box.bytes().begin(), box.bytes().end());
+  return out;
+}
+}  // namespace
+
+Signature sign_recovery_box(const SigningKey& identity, const BoxPublicKey& box) {
+  return identity.sign(labels::kRecoveryBox, recovery_box_statement(identity.public_key(), box));
+}
+
+bool verify_recovery_box(const VerifyKey& identity, const BoxPublicKey& box, ByteView signature) {
+  return identity.verify(labels::kRecoveryBox, recovery_box_statement(identity, box), signature);
 }
 
 }  // namespace kith::crypto

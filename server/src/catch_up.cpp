@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <set>
 
+#include "kith/crypto/recovery.hpp"
 #include "kith/sync/wire.hpp"
 #include "sync_service.hpp"
 #include "sync_service_plan.hpp"
@@ -31,6 +32,9 @@ struct CatchUp::State {
   std::uint64_t cursor;       // ops sent up to here
   std::uint64_t target;       // committed seq to reach
   std::vector<Section> sections;
+  // Whose envelopes to send: the device's encryption key, and the account's recovery box key
+  // when the Subscribe proved it.
+  std::vector<Bytes> recipients;
   // As strings: GCC 12 at -O3 warns falsely (-Wstringop-overread) on std::set<std::vector<
   // std::uint8_t>>'s comparison.
   std::set<std::string> envelopes_sent;
@@ -76,6 +80,17 @@ std::unique_ptr<CatchUp> SyncService::subscribe(const std::shared_ptr<Peer>& pee
                   "you no longer have access to plan " + id.short_hex() +
                       "; what you synced before stays on your device");
   }
+  std::vector<Bytes> recipients{who.box};
+  if (!sub.recovery_box_key().empty()) {
+    const auto box = crypto::BoxPublicKey::parse(crypto::as_bytes(sub.recovery_box_key()));
+    if (!crypto::verify_recovery_box(crypto::VerifyKey::parse(who.account.bytes()), box,
+                                     crypto::as_bytes(sub.recovery_proof()))) {
+      throw Refusal(ErrorCode::BAD_SIGNATURE,
+                    "the recovery proof is not your identity key's signature over that recovery "
+                    "key; subscribe without it or sign it again");
+    }
+    recipients.emplace_back(sub.recovery_box_key().begin(), sub.recovery_box_key().end());
+  }
   auto st = std::make_unique<CatchUp::State>();
   st->service = this;
   st->plan = p;
@@ -87,6 +102,7 @@ std::unique_ptr<CatchUp> SyncService::subscribe(const std::shared_ptr<Peer>& pee
   st->cursor = std::min(sub.cursor(), p->committed_seq);
   st->target = p->committed_seq;
   st->sections = std::move(sections);
+  st->recipients = std::move(recipients);
   st->batch_ops = options_.catch_up_batch_ops;
   // Registered now, live only when the catch-up ends (see CatchUp::next).
   auto& subs = p->subscribers;
@@ -136,13 +152,15 @@ std::optional<kith::v1::ServerMessage> CatchUp::next() {
       case State::Phase::kEnvelopes: {
         auto* b = m.mutable_envelope_batch();
         b->set_plan_id(s.plan_bytes);
-        for (const StoredEnvelope& e : storage.envelopes_for(id, s.who.box)) {
-          if (b->envelopes_size() >= static_cast<int>(kEnvelopesPerBatch)) break;
-          if (std::find(s.sections.begin(), s.sections.end(), e.section) == s.sections.end()) {
-            continue;
+        for (const Bytes& recipient : s.recipients) {
+          for (const StoredEnvelope& e : storage.envelopes_for(id, recipient)) {
+            if (b->envelopes_size() >= static_cast<int>(kEnvelopesPerBatch)) break;
+            if (std::find(s.sections.begin(), s.sections.end(), e.section) == s.sections.end()) {
+              continue;
+            }
+            if (!s.envelopes_sent.insert(as_string(e.envelope)).second) continue;
+            b->add_envelopes(as_string(e.envelope));
           }
-          if (!s.envelopes_sent.insert(as_string(e.envelope)).second) continue;
-          b->add_envelopes(as_string(e.envelope));
         }
         if (b->envelopes_size() > 0) return m;
         m.clear_envelope_batch();

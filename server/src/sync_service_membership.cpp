@@ -3,6 +3,7 @@
 
 #include "kith/crypto/envelope.hpp"
 #include "kith/crypto/error.hpp"
+#include "kith/crypto/recovery.hpp"
 #include "kith/sync/error.hpp"
 #include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
@@ -180,6 +181,24 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
   const std::uint64_t now = options_.now_ms();
   const crypto::DeviceCertificate* mine = p->log->certificate(who.device);
   const sync::InviteInfo* invite = nullptr;
+  // Recovery envelopes: every one sealed to this account's recovery box, which its identity key
+  // vouches for (the proof). Only the account's own readers need them, so read is enough.
+  std::optional<crypto::BoxPublicKey> recovery_box;
+  if (!push.recovery_proof().empty()) {
+    for (const std::string& raw : push.envelopes()) {
+      try {
+        recovery_box = crypto::Envelope::parse(view(raw)).recipient();
+        break;
+      } catch (const crypto::CryptoError&) {
+        refuse(ErrorCode::MALFORMED, "an envelope does not parse");
+      }
+    }
+    if (recovery_box && !crypto::verify_recovery_box(crypto::VerifyKey::parse(account.bytes()),
+                                                     *recovery_box, view(push.recovery_proof()))) {
+      refuse(ErrorCode::BAD_SIGNATURE,
+             "the recovery proof is not your identity key's signature over that recovery key");
+    }
+  }
   if (!push.invite_id().empty()) {
     invite = p->log->invite(sync::OpId::from_bytes(view(push.invite_id())));
     check_invite_open(invite);
@@ -204,6 +223,24 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
     const auto& [section, epoch] = *ctx;
     if (!mine || !env->verify(mine->device_signing())) {
       refuse(ErrorCode::BAD_SIGNATURE, "envelopes must be signed by the device that pushes them");
+    }
+    if (recovery_box) {
+      if (!(env->recipient() == *recovery_box)) {
+        refuse(ErrorCode::MALFORMED,
+               "recovery envelopes in one push must all be sealed to the same recovery key");
+      }
+      if (p->log->permission(account, section, {}, now) < Permission::kRead) {
+        refuse(ErrorCode::FORBIDDEN, "you may not read " + section.name() +
+                                         ", so you may not keep its key for recovery");
+      }
+      if (epoch == 0 || epoch > p->log->epoch(section)) {
+        refuse(ErrorCode::MALFORMED, "a recovery envelope names a key epoch of " +
+                                         section.name() + " that does not exist");
+      }
+      batch.envelopes.push_back(StoredEnvelope{Bytes(env->recipient().bytes().begin(),
+                                                     env->recipient().bytes().end()),
+                                               section, epoch, Bytes(raw.begin(), raw.end())});
+      continue;
     }
     if (p->log->permission(account, section, {}, now) < Permission::kManage) {
       refuse(ErrorCode::FORBIDDEN, "only a manager of " + section.name() +

@@ -93,7 +93,11 @@ DeviceId DeviceIdentity::device() const {
 }
 
 SyncEngine::SyncEngine(LocalStore& store, DeviceIdentity me, std::function<std::uint64_t()> now_ms)
-    : store_(store), me_(std::move(me)), now_ms_(std::move(now_ms)) {
+    : store_(store),
+      me_(std::move(me)),
+      recovery_box_(crypto::recovery_box_key(me_.secrets.identity)),
+      recovery_proof_(crypto::sign_recovery_box(me_.secrets.identity, recovery_box_.public_key())),
+      now_ms_(std::move(now_ms)) {
   for (auto& [id, title] : store_.plans()) load(id, title);
 }
 
@@ -329,6 +333,9 @@ std::vector<kith::v1::ClientMessage> SyncEngine::subscribe(const PlanId& plan) {
   // The log from the first entry the server may not hold as it is here: if it kept another entry
   // at the place of one of this device's, that one comes back, and this device's is made again.
   s->set_membership_count(p.server_membership);
+  // The catch-up then also brings this account's recovery envelopes.
+  s->set_recovery_box_key(to_wire(recovery_box_.public_key().bytes()));
+  s->set_recovery_proof(to_wire(crypto::ByteView(recovery_proof_.data(), recovery_proof_.size())));
   std::vector<kith::v1::ClientMessage> out;
   // For a plan of which the server may hold nothing (one this device just created), its entries
   // go first: the server answers a Subscribe to a plan it does not know with NOT_MEMBER.

@@ -197,14 +197,21 @@ void SyncEngine::push_entries(Plan& p, std::vector<kith::v1::ClientMessage>& out
 // that names another key.
 void SyncEngine::push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& out) {
   if (p.server_membership < p.log.size()) return;
+  seal_for_recovery(p);
   kith::v1::ClientMessage m;
   SentPush sent;
-  std::optional<OpId> invite;  // of the push being filled: one invitation's, or members'
+  // Of the push being filled: one invitation's, recovery envelopes, or members'.
+  std::optional<OpId> invite;
+  bool recovery = false;
   auto flush = [&] {
     if (sent.envelopes.empty()) return;
     m.set_request_id(next_request_++);
     m.mutable_push_envelopes()->set_plan_id(to_wire(p.id.bytes()));
     if (invite) m.mutable_push_envelopes()->set_invite_id(to_wire(invite->bytes()));
+    if (recovery) {
+      m.mutable_push_envelopes()->set_recovery_proof(
+          to_wire(crypto::ByteView(recovery_proof_.data(), recovery_proof_.size())));
+    }
     p.sent[m.request_id()] = std::move(sent);
     out.push_back(std::move(m));
     m = {};
@@ -212,9 +219,10 @@ void SyncEngine::push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& o
   };
   for (const OutgoingEnvelope& env : store_.outgoing_envelopes(p.id)) {
     if (p.envelopes_in_flight.count(env.id)) continue;
-    if (env.invite != invite) {
+    if (env.invite != invite || env.recovery != recovery) {
       flush();
       invite = env.invite;
+      recovery = env.recovery;
     }
     p.envelopes_in_flight.insert(env.id);
     m.mutable_push_envelopes()->add_envelopes(to_wire(env.envelope));
@@ -454,6 +462,10 @@ void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
       auto env = crypto::Envelope::parse(crypto::as_bytes(bytes));
       auto target = parse_section_key_context(env.context(), id);
       const bool had = target && key_for(p, target->first, target->second);
+      if (env.recipient() == recovery_box_.public_key()) {
+        new_key |= accept_recovery_envelope(p, env) && !had;
+        continue;
+      }
       auto [section, epoch] = p.keys.accept(env, p.log, me_.secrets.device.encryption);
       new_key |= !had;
       auto tx = store_.begin();

@@ -64,10 +64,14 @@ crypto::Envelope KeyRing::wrap(const Section& section, std::uint64_t epoch,
                                   granter_device);
 }
 
-std::pair<Section, std::uint64_t> KeyRing::accept(const crypto::Envelope& envelope,
-                                                  const MembershipLog& log,
-                                                  const crypto::BoxSecretKey& me) {
-  auto target = parse_section_key_context(envelope.context(), plan_);
+namespace {
+
+// Opens `envelope` with `me` if a device of an account that `signer_ok` accepts signed it.
+template <typename SignerOk>
+std::optional<std::pair<std::pair<Section, std::uint64_t>, crypto::SectionKey>> open_from(
+    const crypto::Envelope& envelope, const MembershipLog& log, const crypto::BoxSecretKey& me,
+    const PlanId& plan, SignerOk signer_ok) {
+  auto target = parse_section_key_context(envelope.context(), plan);
   if (!target) {
     throw SyncError(SyncErrorCode::kMalformed,
                     "an envelope that is not a section key of this plan was ignored");
@@ -76,19 +80,50 @@ std::pair<Section, std::uint64_t> KeyRing::accept(const crypto::Envelope& envelo
   // Envelope::open checks the signature first, so each wrong candidate costs one verification
   // and the right one no more than accepting it.
   for (const MemberView& m : log.members()) {
-    if (log.permission(m.account, section) < Permission::kManage) continue;
+    if (!signer_ok(m, section)) continue;
     for (const DeviceId& d : m.devices) {
       if (auto key = envelope.open(me, crypto::VerifyKey::parse(d.bytes()),
-                                   section_key_context(plan_, section, epoch))) {
-        add(section, epoch, *key);
-        return *target;
+                                   section_key_context(plan, section, epoch))) {
+        return std::make_pair(*target, *key);
       }
     }
   }
-  throw SyncError(SyncErrorCode::kBadSignature,
-                  "a key for " + section.name() +
-                      " was not signed by anyone who manages it, or not for this device; it "
-                      "was not used");
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::pair<Section, std::uint64_t> KeyRing::accept(const crypto::Envelope& envelope,
+                                                  const MembershipLog& log,
+                                                  const crypto::BoxSecretKey& me) {
+  auto opened = open_from(envelope, log, me, plan_, [&](const MemberView& m, const Section& s) {
+    return log.permission(m.account, s) >= Permission::kManage;
+  });
+  if (!opened) {
+    auto target = parse_section_key_context(envelope.context(), plan_);
+    throw SyncError(SyncErrorCode::kBadSignature,
+                    "a key for " + target->first.name() +
+                        " was not signed by anyone who manages it, or not for this device; it "
+                        "was not used");
+  }
+  add(opened->first.first, opened->first.second, opened->second);
+  return opened->first;
+}
+
+std::pair<Section, std::uint64_t> KeyRing::accept_recovery(const crypto::Envelope& envelope,
+                                                           const MembershipLog& log,
+                                                           const crypto::BoxSecretKey& recovery_box,
+                                                           const AccountId& account) {
+  auto opened = open_from(envelope, log, recovery_box, plan_,
+                          [&](const MemberView& m, const Section&) { return m.account == account; });
+  if (!opened) {
+    auto target = parse_section_key_context(envelope.context(), plan_);
+    throw SyncError(SyncErrorCode::kBadSignature,
+                    "a recovery key for " + target->first.name() +
+                        " was not signed by one of your own devices; it was not used");
+  }
+  add(opened->first.first, opened->first.second, opened->second);
+  return opened->first;
 }
 
 }  // namespace kith::sync

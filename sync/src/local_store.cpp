@@ -507,27 +507,53 @@ std::vector<StoredEnvelope> LocalStore::envelopes(const PlanId& plan) const {
   return out;
 }
 
+// --- Keys sealed for recovery ---
+
+void LocalStore::mark_recovery_sealed(const PlanId& plan, std::string_view section,
+                                      std::uint64_t epoch) {
+  impl_->before_write();
+  auto q = impl_->db().query(
+      "INSERT OR IGNORE INTO recovery_sealed (plan_id, section, epoch) VALUES (?1, ?2, ?3)");
+  q->bind(1, plan.bytes());
+  q->bind(2, section);
+  q->bind(3, static_cast<std::int64_t>(epoch));
+  impl_->run_write(*q, Impl::no_plan(plan));
+}
+
+std::set<std::pair<std::string, std::uint64_t>> LocalStore::recovery_sealed(
+    const PlanId& plan) const {
+  auto q = impl_->db().query("SELECT section, epoch FROM recovery_sealed WHERE plan_id = ?1");
+  q->bind(1, plan.bytes());
+  std::set<std::pair<std::string, std::uint64_t>> out;
+  while (q->step()) out.emplace(q->column_text(0), impl_->u64_column(*q, 1));
+  return out;
+}
+
 // --- Outgoing envelopes ---
 
 std::uint64_t LocalStore::add_outgoing_envelope(const PlanId& plan, ByteView envelope,
-                                               const std::optional<OpId>& invite) {
+                                               const std::optional<OpId>& invite, bool recovery) {
   impl_->before_write();
   auto q = impl_->db().query(
-      "INSERT INTO outgoing_envelopes (plan_id, envelope, invite_id) VALUES (?1, ?2, ?3)");
+      "INSERT INTO outgoing_envelopes (plan_id, envelope, invite_id, recovery) "
+      "VALUES (?1, ?2, ?3, ?4)");
   q->bind(1, plan.bytes());
   q->bind(2, envelope);
   if (invite) q->bind(3, invite->bytes());
+  q->bind(4, static_cast<std::int64_t>(recovery ? 1 : 0));
   impl_->run_write(*q, Impl::no_plan(plan));
   return static_cast<std::uint64_t>(sqlite3_last_insert_rowid(impl_->db().handle()));
 }
 
 std::vector<OutgoingEnvelope> LocalStore::outgoing_envelopes(const PlanId& plan) const {
   auto q = impl_->db().query(
-      "SELECT id, envelope, invite_id FROM outgoing_envelopes WHERE plan_id = ?1 ORDER BY id");
+      "SELECT id, envelope, invite_id, recovery FROM outgoing_envelopes WHERE plan_id = ?1 "
+      "ORDER BY id");
   q->bind(1, plan.bytes());
   std::vector<OutgoingEnvelope> out;
   while (q->step()) {
-    OutgoingEnvelope e{impl_->u64_column(*q, 0), q->column_bytes(1), std::nullopt};
+    OutgoingEnvelope e{impl_->u64_column(*q, 0), q->column_bytes(1), std::nullopt,
+                       q->column_int(3) != 0};
     if (!q->is_null(2)) e.invite = OpId::from_bytes(q->column_bytes(2));
     out.push_back(std::move(e));
   }

@@ -231,8 +231,20 @@ void check_message(Checker& c, const pb::ClientMessage& msg) {
     case pb::ClientMessage::kAuthenticate:
       return c.exact(msg.authenticate().signature(), kSignatureBytes, {"authenticate.signature"},
                      "a signature");
-    case pb::ClientMessage::kSubscribe:
-      return check_plan_id(c, msg.subscribe().plan_id(), "subscribe");
+    case pb::ClientMessage::kSubscribe: {
+      const auto& sub = msg.subscribe();
+      check_plan_id(c, sub.plan_id(), "subscribe");
+      c.exact_or_empty(sub.recovery_box_key(), kBoxKeyBytes, {"subscribe.recovery_box_key"},
+                       "a recovery box key");
+      c.exact_or_empty(sub.recovery_proof(), kSignatureBytes, {"subscribe.recovery_proof"},
+                       "a signature");
+      if (c.ok() && sub.recovery_box_key().empty() != sub.recovery_proof().empty()) {
+        c.fail(SyncErrorCode::kMalformed,
+               "subscribe.recovery_box_key and subscribe.recovery_proof go together: set both or "
+               "neither");
+      }
+      return;
+    }
     case pb::ClientMessage::kUnsubscribe:
       return check_plan_id(c, msg.unsubscribe().plan_id(), "unsubscribe");
     case pb::ClientMessage::kPushOps:
@@ -246,6 +258,14 @@ void check_message(Checker& c, const pb::ClientMessage& msg) {
       check_plan_id(c, msg.push_envelopes().plan_id(), "push_envelopes");
       c.exact_or_empty(msg.push_envelopes().invite_id(), kOpIdBytes, {"push_envelopes.invite_id"},
                        "an invite id");
+      c.exact_or_empty(msg.push_envelopes().recovery_proof(), kSignatureBytes,
+                       {"push_envelopes.recovery_proof"}, "a signature");
+      if (c.ok() && !msg.push_envelopes().invite_id().empty() &&
+          !msg.push_envelopes().recovery_proof().empty()) {
+        c.fail(SyncErrorCode::kMalformed,
+               "push_envelopes has both invite_id and recovery_proof; envelopes are for an "
+               "invitation or for recovery, not both");
+      }
       return check_blobs(c, msg.push_envelopes().envelopes(), l.max_envelopes, l.max_envelope_bytes,
                          "push_envelopes", "envelopes", "envelopes", "an envelope");
     case pb::ClientMessage::kFetchLog:

@@ -133,6 +133,38 @@ TEST(RecoveryKey, WrongShapesAreFormatErrors) {
   EXPECT_EQ(e.group(), 3);
 }
 
+TEST(RecoveryBox, EveryDeviceOfTheAccountDerivesTheSameKey) {
+  RecoveryKey key = RecoveryKey::generate();
+  // A device made at `init` and one restored from the written-down key hold the same identity.
+  SigningKey first = key.identity_key();
+  SigningKey restored = RecoveryKey::parse(key.text()).identity_key();
+  EXPECT_EQ(recovery_box_key(first).public_key(), recovery_box_key(restored).public_key());
+  EXPECT_FALSE(recovery_box_key(first).public_key() ==
+               recovery_box_key(RecoveryKey::generate().identity_key()).public_key());
+}
+
+TEST(RecoveryBox, TheProofBindsTheBoxToTheAccount) {
+  SigningKey identity = RecoveryKey::generate().identity_key();
+  SigningKey other = RecoveryKey::generate().identity_key();
+  BoxPublicKey box = recovery_box_key(identity).public_key();
+  Signature proof = sign_recovery_box(identity, box);
+  ByteView sig(proof.data(), proof.size());
+  EXPECT_TRUE(verify_recovery_box(identity.public_key(), box, sig));
+  // Another account's identity, another box, a changed byte or a short signature: refused.
+  EXPECT_FALSE(verify_recovery_box(other.public_key(), box, sig));
+  EXPECT_FALSE(verify_recovery_box(identity.public_key(), recovery_box_key(other).public_key(), sig));
+  Signature bent = proof;
+  bent[10] ^= 1;
+  EXPECT_FALSE(verify_recovery_box(identity.public_key(), box, ByteView(bent.data(), bent.size())));
+  EXPECT_FALSE(verify_recovery_box(identity.public_key(), box, sig.first(63)));
+  // Signed under another label (an op head, say), the same bytes are no proof.
+  Bytes statement(identity.public_key().bytes().begin(), identity.public_key().bytes().end());
+  statement.insert(statement.end(), box.bytes().begin(), box.bytes().end());
+  Signature wrong_label = identity.sign(labels::kOpBatchHead, statement);
+  EXPECT_FALSE(verify_recovery_box(identity.public_key(), box,
+                                   ByteView(wrong_label.data(), wrong_label.size())));
+}
+
 TEST(RecoveryKeyVectors, MatchTheDocumentedEncoding) {
   auto doc = test::load_json(test::own_vector_path("recovery_keys.json"));
   ASSERT_GE(doc.at("cases").size(), 4u);
@@ -143,6 +175,12 @@ TEST(RecoveryKeyVectors, MatchTheDocumentedEncoding) {
     EXPECT_TRUE(RecoveryKey::parse(c.at("text").get<std::string>()).secret() == secret);
     EXPECT_EQ(to_hex(key.identity_key().seed().view()), c.at("identity_seed"));
     EXPECT_EQ(key.identity_key().public_key().hex(), c.at("identity_public_key"));
+    BoxSecretKey box = recovery_box_key(key.identity_key());
+    EXPECT_EQ(to_hex(box.secret().view()), c.at("recovery_box_secret"));
+    EXPECT_EQ(box.public_key().hex(), c.at("recovery_box_public_key"));
+    // Ed25519 signatures are deterministic: the proof is byte-for-byte the documented one.
+    Signature proof = sign_recovery_box(key.identity_key(), box.public_key());
+    EXPECT_EQ(to_hex(ByteView(proof.data(), proof.size())), c.at("recovery_box_signature"));
   }
   ASSERT_GE(doc.at("invalid").size(), 7u);
   for (const auto& c : doc.at("invalid")) {

@@ -83,7 +83,10 @@ class FakeServer {
       auto* e = eb.mutable_envelope_batch();
       e->set_plan_id(m.subscribe().plan_id());
       for (const auto& env : p.envelopes) {
-        if (crypto::Envelope::parse(crypto::as_bytes(env)).recipient() == device_box) {
+        // As kithd: the device's own, and (an honest server, so no proof check here) those
+        // sealed to the recovery box the Subscribe names.
+        const auto to = crypto::Envelope::parse(crypto::as_bytes(env)).recipient();
+        if (to == device_box || w(to.bytes()) == m.subscribe().recovery_box_key()) {
           e->add_envelopes(env);
         }
       }
@@ -266,6 +269,13 @@ class FakeServer {
 
   std::size_t op_count(const PlanId& plan) { return plans_[w(plan.bytes())].ops.size(); }
   std::size_t entry_count(const PlanId& plan) { return plans_[w(plan.bytes())].entries.size(); }
+  // How many stored envelopes are sealed to `box`.
+  std::size_t envelopes_to(const PlanId& plan, const crypto::BoxPublicKey& box) {
+    const auto& all = plans_[w(plan.bytes())].envelopes;
+    return std::count_if(all.begin(), all.end(), [&](const std::string& e) {
+      return crypto::Envelope::parse(crypto::as_bytes(e)).recipient() == box;
+    });
+  }
   const kith::v1::WireOp& op(const PlanId& plan, std::size_t i) {
     return plans_[w(plan.bytes())].ops[i];
   }

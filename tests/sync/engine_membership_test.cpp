@@ -43,15 +43,23 @@ TEST_F(Engine, AckRemovesOnlyTheEnvelopesItAcknowledges) {
   for (const auto& reply : server.handle(first[0], a->box())) {
     for (auto& m : a->engine->handle(reply)) envelopes.push_back(std::move(m));
   }
-  ASSERT_EQ(envelopes.size(), 1u);
+  // The new health key, for b; and sealed to a's recovery box, in a push of its own.
+  ASSERT_EQ(envelopes.size(), 2u);
   ASSERT_TRUE(envelopes[0].has_push_envelopes());
-  ASSERT_EQ(envelopes[0].push_envelopes().envelopes_size(), 1);  // the health key, for b
-  // Another rotation while that push is on its way: its envelope is not acknowledged by it.
+  ASSERT_EQ(envelopes[0].push_envelopes().envelopes_size(), 1);
+  EXPECT_TRUE(envelopes[0].push_envelopes().recovery_proof().empty());
+  ASSERT_TRUE(envelopes[1].has_push_envelopes());
+  ASSERT_EQ(envelopes[1].push_envelopes().envelopes_size(), 1);
+  EXPECT_EQ(envelopes[1].push_envelopes().recovery_proof().size(), 64u);
+  // Another rotation while those pushes are on their way: its envelope is not acknowledged by
+  // them.
   a->engine->rotate_key(plan, Section::parse("notes"));
-  ASSERT_EQ(a->store->outgoing_envelopes(plan).size(), 2u);
+  ASSERT_EQ(a->store->outgoing_envelopes(plan).size(), 3u);
   for (const auto& reply : server.handle(envelopes[0], a->box())) a->engine->handle(reply);
   auto left = a->store->outgoing_envelopes(plan);
-  ASSERT_EQ(left.size(), 1u);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_TRUE(left[0].recovery);  // the health key's, still unanswered
+  left.erase(left.begin());
   auto env = crypto::Envelope::parse(left[0].envelope);
   EXPECT_EQ(parse_section_key_context(env.context(), plan),
             std::make_pair(Section::parse("notes"), std::uint64_t{2}));

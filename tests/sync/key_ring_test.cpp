@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.hpp"
+#include "kith/crypto/recovery.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::sync {
@@ -98,6 +99,37 @@ TEST_F(KeyRingTest, EnvelopeAsReceivedFindsItsSignerAmongManagers) {
   auto to_owner =
       owners.wrap(health, 2, owner.device.encryption.public_key(), owner.device.signing);
   EXPECT_THROW(refused.accept(to_owner, log, nurse.device.encryption), SyncError);
+  EXPECT_EQ(refused.size(), 0u);
+}
+
+TEST_F(KeyRingTest, ARecoveryEnvelopeOpensOnlyFromOneOfTheAccountsOwnDevices) {
+  // The nurse's phone seals health to the nurse's recovery box; a restored device of the nurse
+  // (same identity, so the same box) takes it back, although the nurse manages nothing.
+  const crypto::BoxSecretKey box = crypto::recovery_box_key(nurse.identity);
+  auto key = crypto::SectionKey::generate();
+  KeyRing phone(plan);
+  phone.add(health, 1, key);
+  auto env = phone.wrap(health, 1, box.public_key(), nurse.device.signing);
+  KeyRing restored(plan);
+  EXPECT_EQ(restored.accept_recovery(env, log, box, nurse.account()),
+            std::make_pair(health, std::uint64_t{1}));
+  ASSERT_NE(restored.find(health, 1), nullptr);
+  EXPECT_TRUE(*restored.find(health, 1) == key);
+
+  // Sealed to the nurse's box but signed by the owner's device (a manager, but another
+  // account), or by a device in no one's log (what a server could make): not used.
+  KeyRing refused(plan);
+  auto from_owner = phone.wrap(health, 1, box.public_key(), owner.device.signing);
+  EXPECT_EQ(error_of([&] { refused.accept_recovery(from_owner, log, box, nurse.account()); }),
+            SyncErrorCode::kBadSignature);
+  auto stranger = crypto::DeviceKeys::generate();
+  auto forged = phone.wrap(health, 1, box.public_key(), stranger.signing);
+  EXPECT_EQ(error_of([&] { refused.accept_recovery(forged, log, box, nurse.account()); }),
+            SyncErrorCode::kBadSignature);
+  // Another account's box does not open it.
+  const crypto::BoxSecretKey owners_box = crypto::recovery_box_key(owner.identity);
+  EXPECT_EQ(error_of([&] { refused.accept_recovery(env, log, owners_box, owner.account()); }),
+            SyncErrorCode::kBadSignature);
   EXPECT_EQ(refused.size(), 0u);
 }
 

@@ -224,7 +224,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 5);
+    EXPECT_EQ(store.schema_version(), 6);
     EXPECT_EQ(store.schema_version(), LocalStore::kSchemaVersion);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mr Okafor");
@@ -251,7 +251,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.envelope(plan, "health", 4), bytes_of("envelope"));
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "6");
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_v1'"), "0");
 }
 
@@ -291,7 +291,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 5);
+    EXPECT_EQ(store.schema_version(), 6);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mrs Adeyemi");
     const auto ops = store.ops(plan);
@@ -309,7 +309,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.outgoing_envelopes(plan),
               (std::vector<OutgoingEnvelope>{{id, bytes_of("for the new phone"), std::nullopt}}));
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "5");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "6");
 }
 
 TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
@@ -345,7 +345,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 5);
+    EXPECT_EQ(store.schema_version(), 6);
     ASSERT_EQ(store.plans().size(), 2u);
     const auto ops = store.ops(plan);
     ASSERT_EQ(ops.size(), 1u);
@@ -367,7 +367,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.cursor(other), 0u);
     EXPECT_EQ(store.digest_seq(other), 3u);
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "5");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "6");
 }
 
 TEST(LocalStoreMigration, MigratedFileHasTheSameSchemaAsANewOne) {
@@ -471,12 +471,14 @@ TEST(LocalStoreMigration, Version4OutgoingEnvelopesKeepAndInvitationsAreMarked) 
   {
     // Back to version 4 as it was: no invite_id column.
     RawDb raw(path);
+    raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN recovery");
+    raw.exec("DROP TABLE recovery_sealed");
     raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN invite_id");
     raw.exec("DROP TABLE verified_accounts");
     raw.exec("PRAGMA user_version = 4");
   }
   LocalStore store(path, storage_key);
-  EXPECT_EQ(store.schema_version(), 5);
+  EXPECT_EQ(store.schema_version(), 6);
   const OpId invite = OpId::random();
   store.add_outgoing_envelope(plan, bytes_of("envelope for an invitation"), invite);
   const auto out = store.outgoing_envelopes(plan);
@@ -492,10 +494,45 @@ TEST(LocalStoreMigration, Version4OutgoingEnvelopesKeepAndInvitationsAreMarked) 
   EXPECT_EQ(store.verified_at(person), 1234u);
 }
 
+TEST(LocalStoreMigration, Version5OutgoingEnvelopesKeepAndRecoveryOnesAreMarked) {
+  TempDir dir;
+  const fs::path path = dir / "kith.db";
+  const auto storage_key = crypto::SectionKey::generate();
+  const PlanId plan = PlanId::random();
+  const OpId invite = OpId::random();
+  {
+    LocalStore store(path, storage_key);
+    store.put_plan(plan, "plan");
+    store.add_outgoing_envelope(plan, bytes_of("envelope for an invitation"), invite);
+  }
+  {
+    // Back to version 5 as it was: no recovery column or table.
+    RawDb raw(path);
+    raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN recovery");
+    raw.exec("DROP TABLE recovery_sealed");
+    raw.exec("PRAGMA user_version = 5");
+  }
+  LocalStore store(path, storage_key);
+  EXPECT_EQ(store.schema_version(), 6);
+  store.add_outgoing_envelope(plan, bytes_of("recovery envelope"), std::nullopt, true);
+  const auto out = store.outgoing_envelopes(plan);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].invite, invite);
+  EXPECT_FALSE(out[0].recovery);
+  EXPECT_EQ(out[1].envelope, bytes_of("recovery envelope"));
+  EXPECT_FALSE(out[1].invite.has_value());
+  EXPECT_TRUE(out[1].recovery);
+  EXPECT_TRUE(store.recovery_sealed(plan).empty());
+  store.mark_recovery_sealed(plan, "health", 2);
+  store.mark_recovery_sealed(plan, "health", 2);  // once is enough; twice is no error
+  EXPECT_EQ(store.recovery_sealed(plan),
+            (std::set<std::pair<std::string, std::uint64_t>>{{"health", 2}}));
+}
+
 TEST(LocalStoreMigration, NewStoreIsAtTheCurrentVersionInWalMode) {
   TempDir dir;
   const fs::path path = dir / "kith.db";
-  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 5); }
+  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 6); }
   RawDb raw(path);
   EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(kApplicationId));

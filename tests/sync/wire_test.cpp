@@ -588,6 +588,15 @@ std::vector<FixedCase> fixed_cases() {
        "hello { device_certificate: $ }"},
       {"authenticate.signature", kSignatureBytes, false, "authenticate { signature: $ }"},
       {"subscribe.plan_id", kPlanIdBytes, false, "subscribe { plan_id: $ }"},
+      // The recovery box key and its proof go together: empty alone is refused too.
+      {"subscribe.recovery_box_key", kBoxKeyBytes, false,
+       "subscribe { " + kPlan + "recovery_box_key: $ recovery_proof: " +
+           q(pattern(kSignatureBytes)) + " }"},
+      {"subscribe.recovery_proof", kSignatureBytes, false,
+       "subscribe { " + kPlan + "recovery_box_key: " + q(pattern(kBoxKeyBytes)) +
+           " recovery_proof: $ }"},
+      {"push_envelopes.recovery_proof", kSignatureBytes, false,
+       "push_envelopes { " + kPlan + "recovery_proof: $ }", true},
       {"unsubscribe.plan_id", kPlanIdBytes, false, "unsubscribe { plan_id: $ }"},
       {"push_ops.plan_id", kPlanIdBytes, false, "push_ops { plan_id: $ }"},
       {"push_ops.heads[1].signature", kSignatureBytes, false,

@@ -221,6 +221,14 @@ def gen_recovery_keys():
             "secret": hexs(secret), "text": text, "identity_seed": hexs(seed),
             "identity_public_key": hexs(bytes(nacl.signing.SigningKey(seed).verify_key)),
         })
+        # The account's recovery box (docs/PROTOCOL.md, "Recovery envelopes").
+        identity_pk = bytes(nacl.signing.SigningKey(seed).verify_key)
+        box_sk = hashlib.blake2b(b"kith/v1/recovery-box", digest_size=32, key=seed).digest()
+        box_pk = sodium.crypto_scalarmult_base(box_sk)
+        cases[-1].update({
+            "recovery_box_secret": hexs(box_sk), "recovery_box_public_key": hexs(box_pk),
+            "recovery_box_signature": hexs(sign(seed, "kith/v1/recovery-box", identity_pk + box_pk)),
+        })
     # Mistakes a person makes, and what the parser must say.
     good = cases[1]["text"]
     groups = good.split("-")

@@ -1,8 +1,9 @@
 // kith device link, kith device list: another device of the same person in a plan. A device made
 // with `kith init --recover` holds no plans; `link` follows one by its id, brings its membership
 // log, adds this device to it (the device's certificate, signed by the restored identity key,
-// is the proof) and sends that. The keys come later, from a device of the plan's owner or of a
-// manager of each section, when it next syncs.
+// is the proof) and sends that. The keys come with it from the account's recovery envelopes
+// (docs/PROTOCOL.md, "Recovery envelopes"); any the account's devices never sealed come later,
+// from a device of the plan's owner or of a manager of each section, when it next syncs.
 #include <algorithm>
 #include <memory>
 
@@ -98,9 +99,16 @@ void link(Context& ctx, const LinkArgs& a) {
               {"records", device.engine().state(plan).records().size()}});
     return;
   }
-  ctx.out << "Linked this device to " << title << " (" << plan.short_hex() << ").\n"
-          << "Its content appears here once a device of the plan's owner or of a manager syncs:\n"
-          << "that device hands over the keys to this one. Then `kith sync` here shows it.\n";
+  const std::size_t records = device.engine().state(plan).records().size();
+  ctx.out << "Linked this device to " << title << " (" << plan.short_hex() << ").\n";
+  if (records > 0) {
+    ctx.out << "The keys came back with your recovery key: " << records
+            << " records are readable here now (`kith show " << plan.short_hex() << "`).\n";
+  } else {
+    ctx.out << "Its content appears here once a device of the plan's owner or of a manager "
+               "syncs:\nthat device hands over the keys to this one. Then `kith sync` here shows "
+               "it.\n";
+  }
 }
 
 void list_devices(Context& ctx, const std::string& ref) {

@@ -130,12 +130,26 @@ CREATE TABLE verified_accounts (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: recovery envelopes (docs/PROTOCOL.md, "Recovery envelopes"). An outgoing envelope
+// may be sealed to the account's recovery box key (pushed with PushEnvelopes.recovery_proof), and
+// the keys already sealed so are remembered, so each (section, epoch) is sealed once per device.
+constexpr const char* kSchema6 = R"sql(
+ALTER TABLE outgoing_envelopes ADD COLUMN recovery INTEGER NOT NULL DEFAULT 0 CHECK (recovery IN (0, 1));
+CREATE TABLE recovery_sealed (
+  plan_id BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  section TEXT NOT NULL,
+  epoch   INTEGER NOT NULL CHECK (epoch >= 1),
+  PRIMARY KEY (plan_id, section, epoch)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "envelopes table; explicit outbox order", kSchema2},
     {3, "outgoing envelopes table", kSchema3},
     {4, "section digests with the cursor", kSchema4},
     {5, "outgoing envelopes of invitations; verified accounts", kSchema5},
+    {6, "recovery envelopes", kSchema6},
 };
 
 }  // namespace

@@ -216,12 +216,14 @@ void add_member(TestDevice& owner, TestDevice& member, const sync::PlanId& plan,
   EXPECT_TRUE(member.sync(plan).empty());
 }
 
-RawCatchUp raw_catch_up(TestDevice& device, const sync::PlanId& plan, std::uint64_t cursor) {
+RawCatchUp raw_catch_up(TestDevice& device, const sync::PlanId& plan, std::uint64_t cursor,
+                        const std::function<void(kith::v1::Subscribe&)>& fill) {
   RawCatchUp out;
   const std::uint64_t id = device.next_request++;
   device.conn->send(message_with(id, [&](kith::v1::ClientMessage& m) {
     m.mutable_subscribe()->set_plan_id(str(plan.bytes()));
     m.mutable_subscribe()->set_cursor(cursor);
+    if (fill) fill(*m.mutable_subscribe());
   }));
   const auto deadline = std::chrono::steady_clock::now() + 20s;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -101,7 +101,9 @@ struct RawCatchUp {
   std::optional<kith::v1::CatchUpComplete> complete;
   std::optional<kith::v1::Error> error;
 };
-RawCatchUp raw_catch_up(TestDevice& device, const sync::PlanId& plan, std::uint64_t cursor = 0);
+// `fill` may add to the Subscribe (a recovery proof, say).
+RawCatchUp raw_catch_up(TestDevice& device, const sync::PlanId& plan, std::uint64_t cursor = 0,
+                        const std::function<void(kith::v1::Subscribe&)>& fill = {});
 
 kith::v1::ClientMessage message_with(std::uint64_t request_id,
                                      const std::function<void(kith::v1::ClientMessage&)>& fill);

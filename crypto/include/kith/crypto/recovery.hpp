@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "kith/crypto/box.hpp"
 #include "kith/crypto/secret.hpp"
 #include "kith/crypto/sign.hpp"
 
@@ -40,5 +41,18 @@ class RecoveryKey {
   explicit RecoveryKey(const SecretArray<kRecoverySecretSize>& secret) : secret_(secret) {}
   SecretArray<kRecoverySecretSize> secret_;
 };
+
+// The account's recovery box: an X25519 key derived from the identity key's seed (keyed
+// BLAKE2b-256, label "kith/v1/recovery-box"), so every device of the account has it and so does
+// a device restored from the recovery key. Devices seal the section keys they hold to its public
+// half ("recovery envelopes"), so that someone who loses every device gets their plans' history
+// back with the recovery key alone. Layout: docs/PROTOCOL.md, "Recovery envelopes".
+BoxSecretKey recovery_box_key(const SigningKey& identity);
+// The identity key's signature (label kith/v1/recovery-box) over identity public key (32) ||
+// box public key (32): the proof a server checks before it stores or hands out envelopes sealed
+// to `box` for that account.
+Signature sign_recovery_box(const SigningKey& identity, const BoxPublicKey& box);
+[[nodiscard]] bool verify_recovery_box(const VerifyKey& identity, const BoxPublicKey& box,
+                                       ByteView signature);
 
 }  // namespace kith::crypto

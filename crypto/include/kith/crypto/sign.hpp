@@ -46,6 +46,7 @@ inline constexpr SignatureLabel kMembershipEntry{"kith/v1/membership-entry"};
 inline constexpr SignatureLabel kAuthChallenge{"kith/v1/auth-challenge"};
 inline constexpr SignatureLabel kInviteJoin{"kith/v1/invite-join"};
 inline constexpr SignatureLabel kInviteRedeem{"kith/v1/invite-redeem"};
+inline constexpr SignatureLabel kRecoveryBox{"kith/v1/recovery-box"};
 }  // namespace labels
 
 // The exact bytes an Ed25519 signature for `label` over `message` covers.

@@ -31,6 +31,11 @@
 // fetching again is safe. A section granted to this device after its cursor passed older ops of
 // it differs for that reason alone; it is fetched again the same way, without a report.
 //
+// Every device seals each key it holds of a section its account may read, once, to the
+// account's recovery box key (derived from the identity key) and pushes it as a recovery
+// envelope; every Subscribe proves the recovery box key, so a device restored from the recovery
+// key alone gets those keys back and can read the plan's history with no other device at hand.
+//
 // Events (record changed, conflict, problem, progress, acked) go to the sink set with
 // `on_event`, synchronously, from the thread calling into the engine.
 //
@@ -49,7 +54,9 @@
 #include <utility>
 #include <vector>
 
+#include "kith/crypto/envelope.hpp"
 #include "kith/crypto/identity.hpp"
+#include "kith/crypto/recovery.hpp"
 #include "kith/sync/chain.hpp"
 #include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
@@ -257,6 +264,10 @@ class SyncEngine {
   void wrap_for_device(Plan& p, const crypto::DeviceCertificate& device);
   void push_entries(Plan& p, std::vector<kith::v1::ClientMessage>& out, bool remake);
   void push_envelopes(Plan& p, std::vector<kith::v1::ClientMessage>& out);
+  // engine_recovery.cpp: seals each key of a section this account may read, once, to the
+  // account's recovery box; and takes such keys back (a device restored from the recovery key).
+  void seal_for_recovery(Plan& p);
+  bool accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope);
   void handle_membership(const kith::v1::MembershipBatch& batch);
   void remake_entries(Plan& p, std::uint64_t from, const std::vector<MembershipEntry>& theirs);
   void handle_envelopes(const kith::v1::EnvelopeBatch& batch);
@@ -289,6 +300,10 @@ class SyncEngine {
 
   LocalStore& store_;
   DeviceIdentity me_;
+  // The account's recovery box (docs/PROTOCOL.md, "Recovery envelopes") and the identity key's
+  // proof that it is this account's, sent with every Subscribe and push of recovery envelopes.
+  crypto::BoxSecretKey recovery_box_;
+  crypto::Signature recovery_proof_;
   std::function<std::uint64_t()> now_ms_;
   std::function<void(const SyncEvent&)> sink_;
   std::map<PlanId, std::unique_ptr<Plan>> plans_;

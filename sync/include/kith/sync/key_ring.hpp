@@ -43,6 +43,12 @@ class KeyRing {
   std::pair<Section, std::uint64_t> accept(const crypto::Envelope& envelope,
                                            const MembershipLog& log,
                                            const crypto::BoxSecretKey& me);
+  // As accept, for a recovery envelope: sealed to `recovery_box` (the account's recovery box
+  // key) and signed by a device of `account` itself, which held the key. Throws as accept.
+  std::pair<Section, std::uint64_t> accept_recovery(const crypto::Envelope& envelope,
+                                                    const MembershipLog& log,
+                                                    const crypto::BoxSecretKey& recovery_box,
+                                                    const AccountId& account);
 
   std::size_t size() const noexcept { return keys_.size(); }
   const std::map<std::pair<Section, std::uint64_t>, crypto::SectionKey>& keys() const {

@@ -31,6 +31,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,6 +75,7 @@ struct OutgoingEnvelope {
   std::uint64_t id = 0;  // chosen by the store: increasing, never reused
   Bytes envelope;
   std::optional<OpId> invite;  // set for an invitation's envelope (sealed to the invite's key)
+  bool recovery = false;       // sealed to this account's recovery box key
 
   friend bool operator==(const OutgoingEnvelope&, const OutgoingEnvelope&) = default;
 };
@@ -89,7 +91,7 @@ struct StoredSectionDigest {
 class LocalStore {
  public:
   // The schema this version writes; files from older versions are migrated to it on open.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens the store at `path`, creating it (mode 0600) when missing; WAL mode, synchronous=FULL,
   // foreign keys on; migrates an older schema, each step in its own transaction. Throws
@@ -196,12 +198,18 @@ class LocalStore {
   // until the server has stored them, so that a restart does not lose them. ---
   // Queues an envelope and returns its id.
   std::uint64_t add_outgoing_envelope(const PlanId& plan, ByteView envelope,
-                                      const std::optional<OpId>& invite = std::nullopt);
+                                      const std::optional<OpId>& invite = std::nullopt,
+                                      bool recovery = false);
   // In the order they were queued.
   std::vector<OutgoingEnvelope> outgoing_envelopes(const PlanId& plan) const;
   // When the server has stored it, or it is no longer wanted. Removing an envelope that is not
   // queued does nothing.
   void remove_outgoing_envelope(const PlanId& plan, std::uint64_t id);
+
+  // Keys of the plan this device has sealed to the account's recovery box (or received so),
+  // as (section, epoch): each is sealed once.
+  void mark_recovery_sealed(const PlanId& plan, std::string_view section, std::uint64_t epoch);
+  std::set<std::pair<std::string, std::uint64_t>> recovery_sealed(const PlanId& plan) const;
 
   // People whose safety number this device's owner compared in person and marked verified,
   // with when (Unix ms). Not plan-specific: an account id is the person's identity key.
