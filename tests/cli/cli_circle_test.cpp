@@ -190,7 +190,10 @@ TEST_F(Circle, OwnersLogListsReadsAndChanges) {
     const std::string text = e["text"], who = e["who"], kind = e["kind"];
     if (who == "you" && text == "created the plan") created = true;
     if (who == "member " + fam && kind == "read") fam_read = true;
-    if (who == "member " + fam && text.find("joined") != std::string::npos) fam_joined = true;
+    if (who == "member " + fam && text.find("joined") != std::string::npos) {
+      fam_joined = true;
+      EXPECT_EQ(kind, "membership") << "as libkith names it";
+    }
     if (who == "member " + fam && kind == "change" && e["section"] == "notes") fam_changed = true;
   }
   EXPECT_TRUE(created && fam_read && fam_joined && fam_changed) << j.dump(1);

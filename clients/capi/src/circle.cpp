@@ -21,18 +21,6 @@ namespace {
 
 constexpr std::uint64_t kDefaultInviteSeconds = 7 * 24 * 3600;
 
-std::string_view kind_name(ks::AccessEvent::Kind k) {
-  switch (k) {
-    case ks::AccessEvent::Kind::kRead:
-      return "read";
-    case ks::AccessEvent::Kind::kChange:
-      return "change";
-    case ks::AccessEvent::Kind::kMembership:
-      return "membership";
-  }
-  return "unknown";
-}
-
 }  // namespace
 
 extern "C" {
@@ -111,7 +99,7 @@ kith_status kith_access_log_list(kith_home* home, const char* plan, char** json)
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : engine.access_log(p)) {
       out.push_back({{"at_ms", e.at_ms},
-                     {"kind", std::string(kind_name(e.kind))},
+                     {"kind", std::string(cli::access_kind_name(e.kind))},
                      {"account", e.account.hex()},
                      {"device", e.device.hex()},
                      {"section", e.section},

@@ -80,6 +80,7 @@ kith_status kith_home_set_server(kith_home* home, const char* url, const char* c
     cli::parse_server_url(s.url);  // refuse a bad URL now, not at the first sync
     if (auto ca = kith::capi::optional_arg(ca_file)) s.ca_file = *ca;
     if (timeout_ms) s.timeout = std::chrono::milliseconds(timeout_ms);
+    s.client_name = "libkith 0.1";
     h.server = std::move(s);
   });
 }

@@ -270,4 +270,16 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
                      "; give more of the account id");
 }
 
+std::string_view access_kind_name(sync::AccessEvent::Kind kind) {
+  switch (kind) {
+    case sync::AccessEvent::Kind::kRead:
+      return "read";
+    case sync::AccessEvent::Kind::kChange:
+      return "change";
+    case sync::AccessEvent::Kind::kMembership:
+      return "membership";
+  }
+  return "change";
+}
+
 }  // namespace kith::cli

@@ -8,18 +8,6 @@
 namespace kith::cli {
 namespace {
 
-const char* kind_name(sync::AccessEvent::Kind k) {
-  switch (k) {
-    case sync::AccessEvent::Kind::kRead:
-      return "read";
-    case sync::AccessEvent::Kind::kChange:
-      return "change";
-    case sync::AccessEvent::Kind::kMembership:
-      return "circle";
-  }
-  return "change";
-}
-
 struct Args {
   std::string plan;
   bool all = false;
@@ -73,7 +61,7 @@ void log_cmd(Context& ctx, const Args& a) {
     for (const auto& e : events) {
       out.push_back({{"at", iso_utc(e.at_ms)},
                      {"at_ms", e.at_ms},
-                     {"kind", kind_name(e.kind)},
+                     {"kind", std::string(access_kind_name(e.kind))},
                      {"who", who(e)},
                      {"account", e.account.hex()},
                      {"device", e.device.hex()},

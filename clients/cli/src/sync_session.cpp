@@ -58,7 +58,7 @@ void SyncSession::connect() {
   conn_.reset();
   conn_ = client::Connection::open(endpoint, tls);
   // The server registers a device it has not seen when it authenticates.
-  conn_->authenticate(engine_.identity(), "kith-cli 0.1");
+  conn_->authenticate(engine_.identity(), options_.client_name);
 }
 
 bool SyncSession::connected() const noexcept { return conn_ && conn_->is_open(); }

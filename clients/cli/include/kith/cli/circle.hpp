@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kith/sync/engine.hpp"
 #include "kith/sync/membership.hpp"
 
 namespace kith::cli {
@@ -52,5 +53,8 @@ void check_member_ref(std::string_view ref);
 // A member of the plan (owner included) by account id or an unambiguous start of it.
 // Throws CliError: unknown_member, ambiguous_member.
 sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref);
+
+// The access-log kind as `--json` and libkith name it: "read", "change" or "membership".
+std::string_view access_kind_name(sync::AccessEvent::Kind kind);
 
 }  // namespace kith::cli

@@ -33,6 +33,7 @@ struct ServerOptions {
   std::string url;                               // wss://HOST:PORT[/path]
   std::optional<std::filesystem::path> ca_file;  // none: the system's trust store
   std::chrono::milliseconds timeout{15000};      // connecting, and silence while waiting
+  std::string client_name = "kith-cli 0.1";      // sent in Hello (the server logs it)
 };
 
 // Throws CliError(bad_server_url) for a URL Endpoint::parse refuses.
