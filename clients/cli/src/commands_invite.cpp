@@ -28,13 +28,6 @@ struct JoinArgs {
   std::string title;
 };
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 nlohmann::json grants_json(const std::vector<sync::GrantSpec>& grants) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& g : grants) {

@@ -24,13 +24,6 @@ const char* kMemberHelp =
     "The member: their account id or an unambiguous start of it (`kith members PLAN` lists "
     "them; the plan holds no display names yet)";
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 std::string safety_between(const sync::AccountId& a, const sync::AccountId& b) {
   return crypto::safety_number(crypto::VerifyKey::parse(a.bytes()),
                                crypto::VerifyKey::parse(b.bytes()));

@@ -29,13 +29,6 @@ const sync::RecordType& require_type(const std::string& name) {
                  "'" + name + "' is not a record type; use one of: " + known);
 }
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 void add(Context& ctx, const Args& a) {
   // Everything that can be checked without the keys is checked before asking for them.
   const sync::RecordType& type = require_type(a.type);
