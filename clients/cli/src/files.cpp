@@ -60,9 +60,15 @@ std::string read_file(const std::filesystem::path& path, std::size_t limit) {
     ::close(fd);
     throw CliError(Exit::kFailed, "file_io", path.string() + " is not a regular file");
   }
+  auto too_large = [&] {
+    ::close(fd);
+    throw CliError(Exit::kUsage, "file_too_large",
+                   path.string() + " is larger than " + std::to_string(limit / (1024 * 1024)) +
+                       " MiB; a plan's bundle is far smaller");
+  };
+  if (static_cast<std::uint64_t>(st.st_size) > limit) too_large();
   std::string out;
-  if (static_cast<std::uint64_t>(st.st_size) <= limit)
-    out.reserve(static_cast<std::size_t>(st.st_size));
+  out.reserve(static_cast<std::size_t>(st.st_size));
   char buf[65536];
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
@@ -74,12 +80,7 @@ std::string read_file(const std::filesystem::path& path, std::size_t limit) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
-    if (out.size() > limit) {
-      ::close(fd);
-      throw CliError(Exit::kUsage, "file_too_large",
-                     path.string() + " is larger than " + std::to_string(limit / (1024 * 1024)) +
-                         " MiB; a plan's bundle is far smaller");
-    }
+    if (out.size() > limit) too_large();  // it grew while being read
   }
   ::close(fd);
   return out;
