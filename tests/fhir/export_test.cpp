@@ -15,74 +15,6 @@ namespace {
 using nlohmann::json;
 using P = sync::Permission;
 
-// Every record type with every field it knows, each with a valid value.
-struct TypeCase {
-  const char* type;
-  const char* resource_type;
-  fhir::Fields fields;
-};
-const std::vector<TypeCase>& type_cases() {
-  static const std::vector<TypeCase> cases = {
-      {"profile",
-       "Patient",
-       {{"text", "Ada"},
-        {"about_me", "Retired teacher"},
-        {"what_matters", "My garden"},
-        {"communication", "Hearing aid, left ear"},
-        {"date_of_birth", "1941-03-02"}}},
-      {"outcome",
-       "Goal",
-       {{"text", "Walk to the shop"},
-        {"status", "in-progress"},
-        {"target_date", "2026-06-01"},
-        {"review_date", "2026-03-01"}}},
-      {"support",
-       "CarePlan",
-       {{"text", "Help with shopping"},
-        {"who", "Nia"},
-        {"when", "Mondays"},
-        {"time", "09:30"},
-        {"cost", "12.50"},
-        {"start_date", "2026-01-05"},
-        {"end_date", "2026-12-31"},
-        {"status", "active"}}},
-      {"activity",
-       "Observation",
-       {{"text", "Visit done"}, {"kind", "visit"}, {"at", "2026-01-05T09:30"}, {"mood", "bright"}}},
-      {"note", "Communication", {{"text", "Called the GP"}, {"at", "2026-01-06T10:00"}}},
-      {"risk",
-       "RiskAssessment",
-       {{"text", "Falls at night"},
-        {"level", "medium"},
-        {"review_date", "2026-02-01"},
-        {"crisis_plan", "Call Nia, then 999"}}},
-      {"health",
-       "Condition",
-       {{"text", "Type 2 diabetes"},
-        {"medicine", "Metformin"},
-        {"dose", "500 mg"},
-        {"time", "08:00"},
-        {"start_date", "2020-01-01"}}},
-      {"contact",
-       "RelatedPerson",
-       {{"text", "Daughter"},
-        {"name", "Nia Jones"},
-        {"kind", "person"},
-        {"phone", "07700 900123"}}},
-      {"assessment",
-       "QuestionnaireResponse",
-       {{"text", "Needs a frame"},
-        {"domain", "mobility"},
-        {"score", "3"},
-        {"status", "approved"},
-        {"date", "2026-01-02"}}},
-      {"budget",
-       "Observation",
-       {{"text", "Indicative budget"}, {"amount", "120.50"}, {"date", "2026-01-10"}}},
-  };
-  return cases;
-}
-
 json only(const json& bundle, const std::string& type) {
   auto all = resources(bundle, type);
   EXPECT_EQ(all.size(), 1u) << type;
@@ -92,11 +24,11 @@ json only(const json& bundle, const std::string& type) {
 TEST(FhirExport, EveryRecordTypeLandsInItsResourceWithEveryField) {
   // The table above covers record_types(): a new type must be added to it (and mapped).
   std::set<std::string> covered;
-  for (const auto& c : type_cases()) covered.insert(c.type);
+  for (const auto& c : every_record_type()) covered.insert(c.type);
   for (const auto& t : sync::record_types())
     EXPECT_TRUE(covered.count(std::string(t.name))) << t.name;
 
-  for (const auto& c : type_cases()) {
+  for (const auto& c : every_record_type()) {
     PlanFixture p;
     const auto& r = p.add(c.type, c.fields);
     const json bundle = p.exported();
@@ -324,7 +256,7 @@ TEST(FhirExport, FullUrlsAreStableUuidsOfPlanAndRecord) {
 
 TEST(FhirExport, IsADocumentWhoseReferencesAllResolve) {
   PlanFixture p;
-  for (const auto& c : type_cases()) p.add(c.type, c.fields);
+  for (const auto& c : every_record_type()) p.add(c.type, c.fields);
   p.member(p.family, sync::role_grants(sync::Role::kFamily, p.now_ms + 1000));
   const json b = p.exported();
   expect_document_rules(b);

@@ -79,6 +79,74 @@ inline sync::GrantSpec grant(const char* section, sync::Permission p, std::uint6
   return {sync::Section::parse(section), p, expires};
 }
 
+// Every record type with every field it knows, each with a valid value.
+struct TypeCase {
+  const char* type;
+  const char* resource_type;
+  fhir::Fields fields;
+};
+inline const std::vector<TypeCase>& every_record_type() {
+  static const std::vector<TypeCase> cases = {
+      {"profile",
+       "Patient",
+       {{"text", "Ada"},
+        {"about_me", "Retired teacher"},
+        {"what_matters", "My garden"},
+        {"communication", "Hearing aid, left ear"},
+        {"date_of_birth", "1941-03-02"}}},
+      {"outcome",
+       "Goal",
+       {{"text", "Walk to the shop"},
+        {"status", "in-progress"},
+        {"target_date", "2026-06-01"},
+        {"review_date", "2026-03-01"}}},
+      {"support",
+       "CarePlan",
+       {{"text", "Help with shopping"},
+        {"who", "Nia"},
+        {"when", "Mondays"},
+        {"time", "09:30"},
+        {"cost", "12.50"},
+        {"start_date", "2026-01-05"},
+        {"end_date", "2026-12-31"},
+        {"status", "active"}}},
+      {"activity",
+       "Observation",
+       {{"text", "Visit done"}, {"kind", "visit"}, {"at", "2026-01-05T09:30"}, {"mood", "bright"}}},
+      {"note", "Communication", {{"text", "Called the GP"}, {"at", "2026-01-06T10:00"}}},
+      {"risk",
+       "RiskAssessment",
+       {{"text", "Falls at night"},
+        {"level", "medium"},
+        {"review_date", "2026-02-01"},
+        {"crisis_plan", "Call Nia, then 999"}}},
+      {"health",
+       "Condition",
+       {{"text", "Type 2 diabetes"},
+        {"medicine", "Metformin"},
+        {"dose", "500 mg"},
+        {"time", "08:00"},
+        {"start_date", "2020-01-01"}}},
+      {"contact",
+       "RelatedPerson",
+       {{"text", "Daughter"},
+        {"name", "Nia Jones"},
+        {"kind", "person"},
+        {"phone", "07700 900123"}}},
+      {"assessment",
+       "QuestionnaireResponse",
+       {{"text", "Needs a frame"},
+        {"domain", "mobility"},
+        {"score", "3"},
+        {"status", "approved"},
+        {"date", "2026-01-02"}}},
+      {"budget",
+       "Observation",
+       {{"text", "Indicative budget"}, {"amount", "120.50"}, {"date", "2026-01-10"}}},
+  };
+  return cases;
+}
+
 // The resources of `bundle` of one type, in order.
 inline std::vector<nlohmann::json> resources(const nlohmann::json& bundle,
                                              const std::string& type) {

@@ -23,44 +23,14 @@ std::filesystem::path write(const TempDir& dir, const std::string& name, const s
 // edits by several people.
 PlanFixture full_plan() {
   PlanFixture p;
-  p.add("profile", {{"about_me", "Retired teacher"},
-                    {"what_matters", "My garden"},
-                    {"communication", "Hearing aid"},
-                    {"date_of_birth", "1941-03-02"}});
-  auto& goal = p.add("outcome", {{"text", "Walk to the shop"}, {"target_date", "2026-06-01"}});
-  p.edit(goal, "status", "in-progress", p.family, kT0 + 1000);
+  for (const auto& c : every_record_type()) p.add(c.type, c.fields);
   p.add("outcome", {});
-  p.add("support", {{"text", "Shopping"},
-                    {"who", "Nia"},
-                    {"when", "Mondays"},
-                    {"time", "09:30"},
-                    {"cost", "12.50"},
-                    {"start_date", "2026-01-05"},
-                    {"end_date", "2026-12-31"},
-                    {"status", "planned"}});
-  p.add("activity", {{"kind", "medication-prompt"}, {"at", "2026-01-05T09:30"}, {"text", "Done"}},
-        p.nurse);
-  p.add("note", {{"text", "Came for tea"}, {"at", "2026-01-06T16:00"}}, p.family);
-  p.add("risk", {{"text", "Falls"},
-                 {"level", "low"},
-                 {"crisis_plan", "Call Nia"},
-                 {"review_date", "2026-02-01"}});
-  p.add("health",
-        {{"text", "Diabetes"},
-         {"medicine", "Metformin"},
-         {"dose", "500 mg"},
-         {"time", "08:00"},
-         {"start_date", "2020-01-01"}},
-        p.nurse);
-  p.add("contact", {{"name", "Nia"}, {"kind", "person"}, {"phone", "07700 900123"}});
+  p.add("activity", {{"kind", "medication-prompt"}, {"text", "Done"}}, p.nurse);
+  p.add("note", {{"text", "Came for tea"}}, p.family);
+  p.edit(p.records[1], "status", "achieved", p.family, kT0 + 1000);
   p.add("contact", {{"name", "Lunch club"}, {"kind", "community-asset"}, {"text", "Tuesdays"}});
   p.add("contact", {{"name", "GP surgery"}, {"kind", "service"}});
-  p.add("assessment", {{"domain", "mobility"},
-                       {"score", "3"},
-                       {"status", "completed"},
-                       {"date", "2026-01-02"},
-                       {"text", "Needs a frame"}});
-  p.add("budget", {{"amount", "120.50"}, {"date", "2026-01-10"}, {"band", "7"}, {"text", "RAS"}});
+  p.add("budget", {{"amount", "120.50"}, {"band", "7"}});
   p.add("budget", {{"amount", "300"}});
   p.member(p.family, sync::role_grants(sync::Role::kFamily, p.now_ms + 86'400'000));
   p.member(p.nurse, {grant("health", P::kWrite, p.now_ms - 1), grant("risk", P::kManage)});

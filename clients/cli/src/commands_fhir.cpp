@@ -78,8 +78,7 @@ void register_fhir_commands(CLI::App& app, Context& ctx) {
     auto a = std::make_shared<ExportArgs>();
     auto* c = app.add_subcommand(
         "export", "Write the plan, as far as you may read it, to a FHIR R4 document bundle");
-    c->add_option("PLAN", a->plan, "The plan: its id, an unambiguous start of it, or its title")
-        ->required();
+    c->add_option("PLAN", a->plan, kPlanHelp)->required();
     c->add_option("--fhir", a->file, "The file to write (JSON)")->required();
     c->add_flag("--force", a->force, "Replace FILE if it exists");
     c->footer(

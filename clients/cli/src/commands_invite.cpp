@@ -220,7 +220,7 @@ void join(Context& ctx, const JoinArgs& a) {
 }  // namespace
 
 void register_invite_commands(CLI::App& app, Context& ctx) {
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   {
     auto a = std::make_shared<InviteArgs>();
     auto* c = app.add_subcommand("invite", "Print a one-time invite code to join a plan");

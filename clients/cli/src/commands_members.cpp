@@ -251,7 +251,7 @@ void revoke(Context& ctx, const Args& a) {
 }  // namespace
 
 void register_member_commands(CLI::App& app, Context& ctx) {
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   auto bind = [&ctx](CLI::App* cmd, std::shared_ptr<Args> args, void (*fn)(Context&, const Args&)) {
     cmd->callback([&ctx, args, fn] { ctx.action = [&ctx, args, fn] { fn(ctx, *args); }; });
   };

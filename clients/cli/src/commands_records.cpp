@@ -187,7 +187,7 @@ void register_record_commands(CLI::App& app, Context& ctx) {
   auto bind = [&ctx](CLI::App* cmd, std::shared_ptr<Args> args, void (*fn)(Context&, const Args&)) {
     cmd->callback([&ctx, args, fn] { ctx.action = [&ctx, args, fn] { fn(ctx, *args); }; });
   };
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   const char* record_help = "The record: its id or an unambiguous start of it";
 
   {

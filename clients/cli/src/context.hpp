@@ -20,6 +20,10 @@
 
 namespace kith::cli {
 
+// The help text of every command's PLAN argument.
+inline constexpr const char* kPlanHelp =
+    "The plan: its id, an unambiguous start of it, or its title";
+
 struct GlobalOptions {
   std::string home;
   std::string server;

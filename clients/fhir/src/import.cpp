@@ -44,8 +44,7 @@ void check_sections(const json& sections, const std::map<std::string, std::strin
   }
   for (std::size_t i = 0; i < sections.size(); ++i) {
     const json& s = sections[i];
-    const std::string name =
-        "Composition section " + std::to_string(i) + " (" + s.value("title", "untitled") + ")";
+    const std::string name = "Composition section " + std::to_string(i);
     if (const json* entries = detail::find_at(s, "/entry")) {
       if (!entries->is_array()) throw FhirError("bad_fhir_entry", name + ": entry is not a list");
       for (std::size_t k = 0; k < entries->size(); ++k) {
