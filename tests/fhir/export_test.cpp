@@ -6,6 +6,7 @@
 #include <set>
 
 #include "fhir_validator.hpp"
+#include "kith/fhir/error.hpp"
 #include "kith/fhir/vocabulary.hpp"
 #include "plan_fixture.hpp"
 
@@ -154,6 +155,23 @@ TEST(FhirExport, ValuesWithoutAnExactPlaceAreKeptAsFieldExtensions) {
   EXPECT_EQ(field_extension(goal, "text"), "(no description)");
   EXPECT_EQ(field_extension(goal, "target_date"), "soon");
   EXPECT_FALSE(goal.contains("target"));
+}
+
+TEST(FhirExport, ARecordTypeFromANewerKithIsABasicWithEveryField) {
+  PlanFixture p;
+  p.add("medication", {{"text", "Metformin"}, {"dose", "500 mg"}});
+  const json b = p.exported();
+  const json basic = only(b, "Basic");
+  EXPECT_EQ(basic["code"]["text"], "medication");
+  EXPECT_EQ(field_extension(basic, "dose"), "500 mg");
+  expect_document_rules(b);
+  // Kith cannot add a record of a type it does not know, so import refuses it.
+  try {
+    fhir::read_bundle(b.dump());
+    ADD_FAILURE() << "imported";
+  } catch (const fhir::FhirError& e) {
+    EXPECT_EQ(e.code(), "unknown_type");
+  }
 }
 
 TEST(FhirExport, OneConsentPerGrantWithItsSectionAndPeriod) {

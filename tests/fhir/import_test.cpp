@@ -190,6 +190,23 @@ TEST(FhirImport, RefusesAFieldOfTheWrongJsonTypeOrGivenTwice) {
   EXPECT_EQ(refusal(c).code(), "bad_fhir_entry");
 }
 
+TEST(FhirImport, RefusesElementsOfTheWrongJsonTypeWithItsOwnCode) {
+  EXPECT_EQ(refusal(json{{"resourceType", 5}}).code(), "not_fhir_bundle");
+  json b = rich_plan().exported();
+  json c = b, d = b, e = b;
+  b["type"] = json::array();
+  EXPECT_EQ(refusal(b).code(), "not_fhir_document");
+  c["entry"][2]["fullUrl"] = 5;
+  EXPECT_EQ(refusal(c).code(), "bad_fhir_entry");
+  d["entry"][0]["resource"]["section"] = "all of them";
+  EXPECT_EQ(refusal(d).code(), "bad_fhir_entry");
+  for (auto& en : e["entry"]) {
+    auto& r = en["resource"];
+    if (r["resourceType"] == "QuestionnaireResponse") r["item"][0]["answer"] = json::array({7});
+  }
+  EXPECT_EQ(refusal(e).code(), "bad_fhir_entry");
+}
+
 TEST(FhirImport, RefusesARecordTypeKithDoesNotKnow) {
   json b = rich_plan().exported();
   for (auto& en : b["entry"]) {

@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <deque>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "kith/fhir/bundle.hpp"
 #include "kith/sync/record_types.hpp"

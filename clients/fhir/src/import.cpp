@@ -62,14 +62,50 @@ void check_sections(const json& sections, const std::map<std::string, std::strin
   }
 }
 
+// The records of a bundle check_document() accepted, each field checked as `kith add` does.
+ImportedPlan read_records(const json& bundle) {
+  const json& entries = bundle["entry"];
+  ImportedPlan plan;
+  const json& title = entries[0]["resource"]["title"];
+  plan.title = title.is_string() ? title.get<std::string>() : "Imported plan";
+  for (std::size_t i = 1; i < entries.size(); ++i) {
+    const json& res = entries[i]["resource"];
+    const std::string where = entry_name(i, entries[i]);
+    const std::string& type = res["resourceType"].get_ref<const std::string&>();
+    auto record = detail::resource_record(res, where);
+    if (!record) {
+      if (type == "Consent") ++plan.consents;
+      const json* system = detail::find_at(res, "/identifier/0/system");
+      if (type == "RelatedPerson" && system && *system == kAccountSystem) ++plan.members;
+      continue;
+    }
+    const sync::RecordType* spec = sync::find_record_type(record->type);
+    if (record->fields.size() >= sync::kMaxMutationsPerOp) {
+      throw FhirError("invalid_field", where + ": a record holds at most " +
+                                           std::to_string(sync::kMaxMutationsPerOp - 1) +
+                                           " fields");
+    }
+    for (const auto& [f, v] : record->fields) {
+      std::optional<std::string> bad = sync::check_field(*spec, f, v);  // also refuses _deleted
+      if (!bad && v.size() > sync::kMaxFieldValue) {
+        bad = "'" + f + "' is longer than " + std::to_string(sync::kMaxFieldValue) + " bytes";
+      }
+      if (bad) throw FhirError("invalid_field", where + ": " + *bad);
+    }
+    plan.records.push_back({std::move(record->type), std::move(record->fields),
+                            entries[i]["fullUrl"].get<std::string>()});
+  }
+  return plan;
+}
+
 }  // namespace
 
 void check_document(const json& bundle) {
-  if (!bundle.is_object() || bundle.value("resourceType", "") != "Bundle") {
+  if (detail::text_at(bundle, "/resourceType") != "Bundle") {
     throw FhirError("not_fhir_bundle",
                     "the file is not a FHIR Bundle (resourceType is not Bundle)");
   }
-  if (bundle.value("type", "") != "document") {
+  if (detail::text_at(bundle, "/type") != "document") {
     throw FhirError("not_fhir_document",
                     "the Bundle is not a FHIR document (its type must be \"document\")");
   }
@@ -137,40 +173,13 @@ ImportedPlan read_bundle(std::string_view text) {
     throw FhirError("not_json", "the file is not JSON (it stops making sense at byte " +
                                     std::to_string(e.byte) + ")");
   }
-  check_document(bundle);
-
-  const json& entries = bundle["entry"];
-  ImportedPlan plan;
-  const json& title = entries[0]["resource"]["title"];
-  plan.title = title.is_string() ? title.get<std::string>() : "Imported plan";
-  for (std::size_t i = 1; i < entries.size(); ++i) {
-    const json& res = entries[i]["resource"];
-    const std::string where = entry_name(i, entries[i]);
-    const std::string& type = res["resourceType"].get_ref<const std::string&>();
-    auto record = detail::resource_record(res, where);
-    if (!record) {
-      if (type == "Consent") ++plan.consents;
-      const json* system = detail::find_at(res, "/identifier/0/system");
-      if (type == "RelatedPerson" && system && *system == kAccountSystem) ++plan.members;
-      continue;
-    }
-    const sync::RecordType* spec = sync::find_record_type(record->type);
-    if (record->fields.size() >= sync::kMaxMutationsPerOp) {
-      throw FhirError("invalid_field", where + ": a record holds at most " +
-                                           std::to_string(sync::kMaxMutationsPerOp - 1) +
-                                           " fields");
-    }
-    for (const auto& [f, v] : record->fields) {
-      std::optional<std::string> bad = sync::check_field(*spec, f, v);  // also refuses _deleted
-      if (!bad && v.size() > sync::kMaxFieldValue) {
-        bad = "'" + f + "' is longer than " + std::to_string(sync::kMaxFieldValue) + " bytes";
-      }
-      if (bad) throw FhirError("invalid_field", where + ": " + *bad);
-    }
-    plan.records.push_back({std::move(record->type), std::move(record->fields),
-                            entries[i]["fullUrl"].get<std::string>()});
+  try {
+    check_document(bundle);
+    return read_records(bundle);
+  } catch (const json::exception&) {
+    // Each element's JSON type is checked before it is used; this is the net under those checks.
+    throw FhirError("bad_fhir_entry", "the bundle has an element of the wrong JSON type");
   }
-  return plan;
 }
 
 }  // namespace kith::fhir

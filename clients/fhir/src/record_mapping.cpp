@@ -319,6 +319,12 @@ const json* find_at(const json& j, std::string_view pointer) {
   return at;
 }
 
+std::string_view text_at(const json& j, std::string_view pointer) {
+  const json* v = find_at(j, pointer);
+  return v && v->is_string() ? std::string_view(v->get_ref<const std::string&>())
+                             : std::string_view();
+}
+
 std::string_view resource_type_of(const sync::RecordView& record) {
   return mapping_for(record).resource_type;
 }
@@ -372,12 +378,12 @@ std::optional<RecordOf> resource_record(const json& res, const std::string& wher
   if (!exts || !exts->is_array()) return std::nullopt;
   const json* type_ext = nullptr;
   for (const auto& e : *exts) {
-    if (e.is_object() && e.value("url", "") == kRecordTypeExtension) type_ext = &e;
+    if (text_at(e, "/url") == kRecordTypeExtension) type_ext = &e;
   }
   if (!type_ext) return std::nullopt;
   const std::string* type = string_at(*type_ext, "valueCode");
   if (!type) bad(where, "the record-type extension has no valueCode");
-  const std::string resource_type = res.value("resourceType", "");
+  const std::string resource_type(text_at(res, "/resourceType"));
 
   const Mapping* m = nullptr;
   for (const Mapping& x : kMappings) {
@@ -424,11 +430,11 @@ std::optional<RecordOf> resource_record(const json& res, const std::string& wher
     }
   }
   for (const auto& e : *exts) {
-    if (!e.is_object() || e.value("url", "") != kFieldExtension) continue;
+    if (text_at(e, "/url") != kFieldExtension) continue;
     const json* name = find_at(e, "/extension/0");
     const json* value = find_at(e, "/extension/1");
     if (!name || !value || !name->is_object() || !value->is_object() ||
-        name->value("url", "") != "name" || value->value("url", "") != "value" ||
+        text_at(*name, "/url") != "name" || text_at(*value, "/url") != "value" ||
         !string_at(*name, "valueString") || !string_at(*value, "valueString")) {
       bad(where, "a field extension without a name and a value");
     }

@@ -44,5 +44,7 @@ std::optional<RecordOf> resource_record(const nlohmann::json& resource, const st
 
 // The value at `pointer` ("/a/0/b") in `j`, or nullptr. Never throws.
 const nlohmann::json* find_at(const nlohmann::json& j, std::string_view pointer);
+// The string at `pointer`, or "" when there is none or it is not a string. Never throws.
+std::string_view text_at(const nlohmann::json& j, std::string_view pointer);
 
 }  // namespace kith::fhir::detail
