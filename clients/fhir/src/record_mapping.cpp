@@ -351,8 +351,8 @@ ordered_json record_resource(const sync::RecordView& r, const std::string& id, c
     auto enc = value.empty() ? std::nullopt : encode(r.type, n, value);
     if (enc && !n.when_absent.empty() && *enc == ordered_json(n.when_absent)) enc.reset();
     if (enc) {
+      for (const Fixed& f : n.fixed) res[Ptr(std::string(f.pointer))] = f.value;  // system first
       res[Ptr(std::string(n.pointer))] = *enc;
-      for (const Fixed& f : n.fixed) res[Ptr(std::string(f.pointer))] = f.value;
       if (!m.items) written.insert(n.field);
     } else if (!n.when_absent.empty()) {
       res[Ptr(std::string(n.pointer))] = n.when_absent;
