@@ -14,7 +14,11 @@ packages=(
   libboost1.81-dev libssl-dev  # kithd and the client transport (Beast/Asio over OpenSSL TLS)
   libcli11-dev         # command-line, environment and config-file options (kithd, kith)
   libqrencode-dev      # kith invite: the code as a QR code in the terminal
+  python3-jsonschema   # tests/fhir/validate_fhir.py: the FHIR export against the FHIR R4 schema
 )
+# npm fetches the FHIR R4 schema for the tests (deploy/fetch-fhir-schema.sh); a Node.js that
+# brings its own npm (not Debian's) counts.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -110,6 +110,29 @@ static int json_string_after(const char* json, const char* from, const char* key
   return 1;
 }
 
+/* A malloc'd copy of `s` with the first `from` replaced by `to` (a copy of `s` if none). */
+static char* replaced(const char* s, const char* from, const char* to) {
+  const char* at = strstr(s, from);
+  size_t n = strlen(s) + strlen(to) + 1;
+  char* out = (char*)malloc(n);
+  if (!out) exit(1);
+  if (!at) {
+    memcpy(out, s, strlen(s) + 1);
+    return out;
+  }
+  memcpy(out, s, (size_t)(at - s));
+  strcpy(out + (at - s), to);
+  strcat(out, at + strlen(from));
+  return out;
+}
+
+/* How many times `needle` occurs in `s`. */
+static int occurrences(const char* s, const char* needle) {
+  int n = 0;
+  for (s = strstr(s, needle); s; s = strstr(s + 1, needle)) ++n;
+  return n;
+}
+
 int main(int argc, char** argv) {
   const char* url = arg_or_env(argc, argv, 1, "KITH_TEST_SERVER");
   const char* ca = arg_or_env(argc, argv, 2, "KITH_TEST_CA");
@@ -130,6 +153,10 @@ int main(int argc, char** argv) {
   char* joined = NULL;
   char* json = NULL;
   char* after = NULL;
+  char* bundle = NULL;
+  char* member_bundle = NULL;
+  char* copy = NULL;
+  char* broken = NULL;
   struct counts owner_counts = {0, 0, 0, 0};
   struct counts member_counts = {0, 0, 0, 0};
   const char* outcome_names[] = {"text", "status"};
@@ -254,6 +281,55 @@ int main(int argc, char** argv) {
   MUST(kith_member_list(owner, plan, &json));
   CHECK(strstr(json, member_account) != NULL);
   kith_string_free(json);
+
+  /* --- Export as an HL7 FHIR R4 document; import into another person's home --- */
+  MUST(kith_plan_export_fhir(owner, plan, &bundle));
+  CHECK(strstr(bundle, "\"resourceType\": \"Bundle\"") != NULL);
+  CHECK(strstr(bundle, "\"type\": \"document\"") != NULL);
+  CHECK(occurrences(bundle, "\"resourceType\": \"Consent\"") == 6); /* the family's grants */
+  CHECK(strstr(bundle, "something private") != NULL); /* the owner reads health */
+  MUST(kith_plan_export_fhir(member, "Mum's plan", &member_bundle));
+  CHECK(strstr(member_bundle, "Walk to the shop and back on my own") != NULL);
+  CHECK(strstr(member_bundle, "something private") == NULL); /* the family does not */
+  EXPECT_FAIL(kith_plan_export_fhir(owner, "no such plan", &json), KITH_ERR_NOT_FOUND);
+  EXPECT_FAIL(kith_plan_export_fhir(owner, plan, NULL), KITH_ERR_INVALID_ARGUMENT);
+
+  MUST(kith_home_open(late_dir, "late passphrase", &late));
+  EXPECT_FAIL(kith_plan_import_fhir(late, "not json", NULL, &copy), KITH_ERR_BAD_BUNDLE);
+  CHECK(strcmp(kith_last_error_code(), "not_json") == 0);
+  EXPECT_FAIL(kith_plan_import_fhir(late, "{\"resourceType\":\"Bundle\",\"type\":\"batch\"}",
+                                    NULL, &copy),
+              KITH_ERR_BAD_BUNDLE);
+  CHECK(strcmp(kith_last_error_code(), "not_fhir_document") == 0);
+  broken = replaced(bundle, "\"valueCode\": \"outcome\"", "\"valueCode\": \"wish\"");
+  EXPECT_FAIL(kith_plan_import_fhir(late, broken, NULL, &copy), KITH_ERR_INVALID_FIELD);
+  CHECK(strcmp(kith_last_error_code(), "unknown_type") == 0);
+  free(broken);
+  broken = replaced(bundle, "\"reference\": \"urn:uuid:", "\"reference\": \"urn:uuid:0");
+  EXPECT_FAIL(kith_plan_import_fhir(late, broken, NULL, &copy), KITH_ERR_BAD_BUNDLE);
+  CHECK(strcmp(kith_last_error_code(), "unresolved_reference") == 0);
+  free(broken);
+  EXPECT_FAIL(kith_plan_import_fhir(late, NULL, NULL, &copy), KITH_ERR_INVALID_ARGUMENT);
+  MUST(kith_plan_list(late, &json));
+  CHECK(strcmp(json, "[]") == 0); /* nothing was created by the refused imports */
+  kith_string_free(json);
+  MUST(kith_plan_import_fhir(late, bundle, NULL, &copy));
+  MUST(kith_record_list(late, copy, NULL, NULL, &json));
+  CHECK(strstr(json, "Walk to the shop and back on my own") != NULL);
+  CHECK(strstr(json, "something private") != NULL);
+  CHECK(occurrences(json, "\"type\":\"outcome\"") == 1);
+  CHECK(occurrences(json, "\"type\":\"health\"") == 1);
+  kith_string_free(json);
+  MUST(kith_plan_list(late, &json));
+  CHECK(strstr(json, "Ada's plan") != NULL);
+  kith_string_free(json);
+  MUST(kith_member_list(late, copy, &json)); /* the circle is not recreated: Late alone */
+  CHECK(strstr(json, member_account) == NULL && strstr(json, owner_account) == NULL);
+  kith_string_free(json);
+  kith_home_close(late);
+  kith_string_free(copy);
+  kith_string_free(bundle);
+  kith_string_free(member_bundle);
   EXPECT_FAIL(kith_member_revoke(owner, plan, "ffffffffffff", NULL), KITH_ERR_NOT_FOUND);
   EXPECT_FAIL(kith_member_revoke(member, plan, owner_account, NULL), KITH_ERR_FORBIDDEN);
   MUST(kith_member_revoke(owner, plan, member_account, NULL));

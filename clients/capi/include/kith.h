@@ -83,7 +83,9 @@ typedef enum kith_status {
   KITH_ERR_TLS = 14,             /* the server's certificate is not trusted, or TLS failed */
   KITH_ERR_SERVER = 15,          /* the server refused a request (see the message) */
   KITH_ERR_IO = 16,              /* the home directory or local store failed */
-  KITH_ERR_FAILED = 17           /* anything else (an internal error; see the message) */
+  KITH_ERR_FAILED = 17,          /* anything else (an internal error; see the message) */
+  KITH_ERR_BAD_BUNDLE = 18       /* an import that is not a FHIR R4 document bundle Kith can read:
+                                    too large, not JSON, not a document, a broken reference */
 } kith_status;
 
 /* A home: one person's device, opened with its passphrase. Opaque. */
@@ -136,6 +138,28 @@ KITH_API kith_status kith_identity_safety_number(kith_home* home, char** digits)
 KITH_API kith_status kith_plan_create(kith_home* home, const char* title, char** plan_id) KITH_NOEXCEPT;
 /* [{"id","title","records","conflicts","waiting","cursor"}, ...]: the plans on this device. */
 KITH_API kith_status kith_plan_list(kith_home* home, char** json) KITH_NOEXCEPT;
+
+/* --- Export and import: HL7 FHIR R4 ------------------------------------------------------ */
+
+/* The plan, as far as this person may read it, as an HL7 FHIR R4 `document` Bundle (indented
+ * UTF-8 JSON): a Composition with a section per Kith section, a resource per record (with every
+ * field), the circle of support (members by account id), one Consent per grant (the section as
+ * meta.security, the expiry as the period) and a Provenance per record (who wrote it, when).
+ * Never keys, envelopes or ciphertext. `json` receives it. It is plaintext health data: an app
+ * that stores or shares it should keep it readable by the person alone (the kith CLI writes it
+ * with mode 0600) and say so. Offline. */
+KITH_API kith_status kith_plan_export_fhir(kith_home* home, const char* plan,
+                                           char** json) KITH_NOEXCEPT;
+/* Makes a new plan owned by this person from a bundle kith_plan_export_fhir made (`json`, at
+ * most 16 MiB), titled `title` (NULL: the bundle's), holding its records with their types and
+ * fields. Members, grants and consents are NOT recreated: the plan is this person's alone until
+ * they invite people again (tell them so). The whole bundle is checked first, and on any failure
+ * nothing is created: KITH_ERR_BAD_BUNDLE (codes file_too_large, not_json, not_fhir_bundle,
+ * not_fhir_document, composition_not_first, bad_fhir_entry, unresolved_reference),
+ * KITH_ERR_INVALID_FIELD (unknown_type, invalid_field). `plan_id` (may be NULL) receives the new
+ * plan's id. Offline; the plan goes to the server with the next kith_sync_once. */
+KITH_API kith_status kith_plan_import_fhir(kith_home* home, const char* json, const char* title,
+                                           char** plan_id) KITH_NOEXCEPT;
 
 /* --- Records ----------------------------------------------------------------------------- */
 

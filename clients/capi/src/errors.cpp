@@ -42,6 +42,13 @@ kith_status status_of(const cli::CliError& e) {
       {"home_io", KITH_ERR_IO},
       {"store", KITH_ERR_IO},
       {"schema_too_new", KITH_ERR_IO},
+      {"file_too_large", KITH_ERR_BAD_BUNDLE},
+      {"not_json", KITH_ERR_BAD_BUNDLE},
+      {"not_fhir_bundle", KITH_ERR_BAD_BUNDLE},
+      {"not_fhir_document", KITH_ERR_BAD_BUNDLE},
+      {"composition_not_first", KITH_ERR_BAD_BUNDLE},
+      {"bad_fhir_entry", KITH_ERR_BAD_BUNDLE},
+      {"unresolved_reference", KITH_ERR_BAD_BUNDLE},
   };
   if (auto it = kByCode.find(e.code()); it != kByCode.end()) return it->second;
   switch (e.exit()) {
@@ -177,6 +184,8 @@ const char* kith_status_name(kith_status status) noexcept {
       return "KITH_ERR_IO";
     case KITH_ERR_FAILED:
       return "KITH_ERR_FAILED";
+    case KITH_ERR_BAD_BUNDLE:
+      return "KITH_ERR_BAD_BUNDLE";
   }
   return "KITH_ERR_UNKNOWN";
 }

@@ -196,6 +196,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   register_member_commands(app, ctx);
   register_log_commands(app, ctx);
   register_device_commands(app, ctx);
+  register_fhir_commands(app, ctx);
 
   std::vector<std::string> reversed(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {

@@ -157,8 +157,7 @@ void register_device_commands(CLI::App& app, Context& ctx) {
 
   auto plan = std::make_shared<std::string>();
   auto* ls = dev->add_subcommand("list", "Your devices in PLAN, this one marked");
-  ls->add_option("PLAN", *plan, "The plan: its id, an unambiguous start of it, or its title")
-      ->required();
+  ls->add_option("PLAN", *plan, kPlanHelp)->required();
   ls->callback([&ctx, plan] { ctx.action = [&ctx, plan] { list_devices(ctx, *plan); }; });
 }
 

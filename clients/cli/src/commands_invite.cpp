@@ -28,13 +28,6 @@ struct JoinArgs {
   std::string title;
 };
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 nlohmann::json grants_json(const std::vector<sync::GrantSpec>& grants) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& g : grants) {
@@ -227,7 +220,7 @@ void join(Context& ctx, const JoinArgs& a) {
 }  // namespace
 
 void register_invite_commands(CLI::App& app, Context& ctx) {
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   {
     auto a = std::make_shared<InviteArgs>();
     auto* c = app.add_subcommand("invite", "Print a one-time invite code to join a plan");

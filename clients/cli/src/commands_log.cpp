@@ -109,8 +109,7 @@ void register_log_commands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<Args>();
   auto* c = app.add_subcommand(
       "log", "Who read which section when, and who changed what (the owner only; syncs first)");
-  c->add_option("PLAN", a->plan, "The plan: its id, an unambiguous start of it, or its title")
-      ->required();
+  c->add_option("PLAN", a->plan, kPlanHelp)->required();
   c->add_flag("--all", a->all, "Also the reads by your own devices");
   c->footer(
       "Times are UTC: reads by the server's clock, changes by the clock of the device that made "

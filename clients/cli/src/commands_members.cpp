@@ -24,13 +24,6 @@ const char* kMemberHelp =
     "The member: their account id or an unambiguous start of it (`kith members PLAN` lists "
     "them; the plan holds no display names yet)";
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 std::string safety_between(const sync::AccountId& a, const sync::AccountId& b) {
   return crypto::safety_number(crypto::VerifyKey::parse(a.bytes()),
                                crypto::VerifyKey::parse(b.bytes()));
@@ -258,7 +251,7 @@ void revoke(Context& ctx, const Args& a) {
 }  // namespace
 
 void register_member_commands(CLI::App& app, Context& ctx) {
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   auto bind = [&ctx](CLI::App* cmd, std::shared_ptr<Args> args, void (*fn)(Context&, const Args&)) {
     cmd->callback([&ctx, args, fn] { ctx.action = [&ctx, args, fn] { fn(ctx, *args); }; });
   };

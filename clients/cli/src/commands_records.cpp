@@ -29,13 +29,6 @@ const sync::RecordType& require_type(const std::string& name) {
                  "'" + name + "' is not a record type; use one of: " + known);
 }
 
-std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& id) {
-  for (const auto& [pid, title] : engine.plans()) {
-    if (pid == id) return title;
-  }
-  return id.hex();
-}
-
 void add(Context& ctx, const Args& a) {
   // Everything that can be checked without the keys is checked before asking for them.
   const sync::RecordType& type = require_type(a.type);
@@ -194,7 +187,7 @@ void register_record_commands(CLI::App& app, Context& ctx) {
   auto bind = [&ctx](CLI::App* cmd, std::shared_ptr<Args> args, void (*fn)(Context&, const Args&)) {
     cmd->callback([&ctx, args, fn] { ctx.action = [&ctx, args, fn] { fn(ctx, *args); }; });
   };
-  const char* plan_help = "The plan: its id, an unambiguous start of it, or its title";
+  const char* plan_help = kPlanHelp;
   const char* record_help = "The record: its id or an unambiguous start of it";
 
   {

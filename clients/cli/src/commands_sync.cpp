@@ -245,13 +245,12 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
 void register_sync_commands(CLI::App& app, Context& ctx) {
   auto plan = std::make_shared<std::string>();
   auto* s = app.add_subcommand("sync", "Push and pull once: every plan, or PLAN");
-  s->add_option("PLAN", *plan, "The plan: its id, an unambiguous start of it, or its title");
+  s->add_option("PLAN", *plan, kPlanHelp);
   s->callback([&ctx, plan] { ctx.action = [&ctx, plan] { sync_cmd(ctx, *plan); }; });
 
   auto watched = std::make_shared<std::string>();
   auto* w = app.add_subcommand("watch", "Stay connected and print changes to PLAN as they arrive");
-  w->add_option("PLAN", *watched, "The plan: its id, an unambiguous start of it, or its title")
-      ->required();
+  w->add_option("PLAN", *watched, kPlanHelp)->required();
   w->callback([&ctx, watched] { ctx.action = [&ctx, watched] { watch_cmd(ctx, *watched); }; });
 }
 

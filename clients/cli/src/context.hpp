@@ -20,6 +20,10 @@
 
 namespace kith::cli {
 
+// The help text of every command's PLAN argument.
+inline constexpr const char* kPlanHelp =
+    "The plan: its id, an unambiguous start of it, or its title";
+
 struct GlobalOptions {
   std::string home;
   std::string server;
@@ -67,8 +71,7 @@ struct Context {
   Attempt try_sync(Device& device, const sync::PlanId& plan) const;
 };
 
-// The command table. Each adds its subcommands to `app`; the commands still to come (export,
-// import) get a register_* of their own.
+// The command table. Each adds its subcommands to `app`.
 void register_identity_commands(CLI::App& app, Context& ctx);  // init, whoami
 void register_plan_commands(CLI::App& app, Context& ctx);      // plan create, plan list
 void register_record_commands(CLI::App& app, Context& ctx);    // add, set, list, show,
@@ -78,6 +81,7 @@ void register_invite_commands(CLI::App& app, Context& ctx);    // invite, join
 void register_member_commands(CLI::App& app, Context& ctx);    // members, grant, revoke
 void register_log_commands(CLI::App& app, Context& ctx);       // log
 void register_device_commands(CLI::App& app, Context& ctx);    // device link, device list
+void register_fhir_commands(CLI::App& app, Context& ctx);      // export, import
 
 // "1 change" / "3 changes".
 std::string count_of(std::uint64_t n, std::string_view one, std::string_view many);

@@ -4,6 +4,7 @@
 
 #include "kith/client/transport.hpp"
 #include "kith/crypto/error.hpp"
+#include "kith/fhir/error.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::cli {
@@ -58,6 +59,9 @@ CliError to_cli_error(std::exception_ptr error) {
     return e;
   } catch (const client::TransportError& e) {
     return CliError(Exit::kNetwork, snake(client::to_string(e.kind())), e.what());
+  } catch (const fhir::FhirError& e) {
+    // A file that is not a bundle Kith can read is bad input, like a malformed FIELD=VALUE.
+    return CliError(Exit::kUsage, e.code(), e.what());
   } catch (const crypto::CryptoError& e) {
     return from_crypto(e);
   } catch (const sync::SyncError& e) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "kith/cli/error.hpp"
+#include "kith/cli/files.hpp"
 
 namespace kith::cli {
 namespace fs = std::filesystem;
@@ -76,31 +77,7 @@ void Home::write_info(const DeviceInfo& info) const {
                    {"account", info.account},
                    {"device", info.device},
                    {"certificate_issued_at", info.issued_at}};
-  const std::string text = j.dump(2) + "\n";
-  const fs::path tmp = info_file().string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  auto fail = [&](const char* what) {
-    const std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw CliError(Exit::kFailed, "home_io",
-                   std::string("cannot ") + what + " " + info_file().string() + ": " + why);
-  };
-  if (fd < 0) fail("create");
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("write");
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("sync");
-  ::close(fd);
-  if (::rename(tmp.c_str(), info_file().c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(tmp.c_str());
-    throw CliError(Exit::kFailed, "home_io", "cannot write " + info_file().string() + ": " + why);
-  }
+  write_private_file(info_file(), j.dump(2) + "\n", /*replace=*/true, "home_io");
 }
 
 HomeLock::HomeLock(const Home& home, int wait_ms) {

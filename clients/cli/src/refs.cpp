@@ -52,6 +52,13 @@ sync::PlanId resolve_plan(const sync::SyncEngine& engine, std::string_view ref) 
       "'" + std::string(ref) + "' names more than one plan: " + names + "; give more of the id");
 }
 
+std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& plan) {
+  for (const auto& [id, title] : engine.plans()) {
+    if (id == plan) return title;
+  }
+  return plan.hex();
+}
+
 sync::RecordId resolve_record(const sync::PlanState& state, std::string_view ref) {
   const std::string prefix = lower(ref);
   if (!is_hex(prefix)) {

@@ -1,9 +1,8 @@
 // The kith command table and its entry point. `main` is `return kith::cli::run(...)`; tests call
 // run() in-process with their own streams and environment.
 //
-// Each command registers itself on the CLI11 app (commands_*.cpp); the ones still to come
-// (invite, join, members, grant, revoke, log, device, export, import) slot in the same way: a
-// `register_*` function taking the app and the shared Context. Commands run after parsing, with
+// Each group of commands registers itself on the CLI11 app (commands_*.cpp): a `register_*`
+// function taking the app and the shared Context. Commands run after parsing, with
 // output to Context::out and failures thrown as CliError, which run() prints once: one line on
 // stderr, and with --json a {"ok":false,"error":{...}} object on stdout.
 #pragma once

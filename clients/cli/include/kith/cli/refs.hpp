@@ -13,6 +13,8 @@ namespace kith::cli {
 
 // Throws CliError: unknown_plan, ambiguous_plan (naming the candidates).
 sync::PlanId resolve_plan(const sync::SyncEngine& engine, std::string_view ref);
+// The plan's title on this device (its id when it has none).
+std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& plan);
 // Visible records only. Throws CliError: unknown_record, ambiguous_record.
 sync::RecordId resolve_record(const sync::PlanState& state, std::string_view ref);
 
