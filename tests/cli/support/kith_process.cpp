@@ -1,6 +1,8 @@
 #include "support/kith_process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -44,7 +46,7 @@ std::string KithRun::describe() const {
   return status + "\n--- stdout:\n" + out + "--- stderr:\n" + err;
 }
 
-KithChild::KithChild(const std::vector<std::string>& args, const Env& env) {
+KithChild::KithChild(const std::vector<std::string>& args, const Env& env, bool terminal) {
   std::vector<std::string> argv_strings{kith_binary().string()};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<std::string> env_strings;
@@ -61,11 +63,13 @@ KithChild::KithChild(const std::vector<std::string>& args, const Env& env) {
   const std::string err_path = (dir_ / "stderr").string();
 
   const pid_t parent = ::getpid();
-  pid_ = ::fork();
+  // forkpty: a new session whose controlling terminal is the pseudo-terminal; fork + setsid: a
+  // new session with no terminal at all, so kith must not prompt.
+  pid_ = terminal ? ::forkpty(&terminal_, nullptr, nullptr, nullptr) : ::fork();
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
-    ::setsid();  // no controlling terminal: kith must not prompt
+    if (!terminal) ::setsid();
     ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
@@ -89,6 +93,38 @@ KithChild::~KithChild() {
     ::kill(pid_, SIGKILL);
     int st = 0;
     ::waitpid(pid_, &st, 0);
+  }
+  if (terminal_ >= 0) ::close(terminal_);
+}
+
+void KithChild::read_terminal(std::chrono::milliseconds wait) {
+  if (terminal_ < 0) return;
+  pollfd p{terminal_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return;
+  char buf[4096];
+  const ssize_t n = ::read(terminal_, buf, sizeof buf);  // EIO once kith has exited
+  if (n > 0) screen_.append(buf, static_cast<std::size_t>(n));
+}
+
+std::string KithChild::screen() {
+  read_terminal(std::chrono::milliseconds(0));
+  return screen_;
+}
+
+bool KithChild::wait_for_prompt(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (screen_.find(text, answered_) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    read_terminal(std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+void KithChild::type(const std::string& line) {
+  answered_ = screen_.size();
+  const std::string keys = line + "\r";
+  if (::write(terminal_, keys.data(), keys.size()) != static_cast<ssize_t>(keys.size())) {
+    throw std::runtime_error(std::string("writing to the terminal: ") + std::strerror(errno));
   }
 }
 

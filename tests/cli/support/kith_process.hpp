@@ -42,7 +42,10 @@ struct KithRun {
 
 class KithChild {
  public:
-  KithChild(const std::vector<std::string>& args, const Env& env);
+  // With `terminal`, the child's controlling terminal is a new pseudo-terminal (stdin still
+  // /dev/null, stdout and stderr still files): kith asks its questions there, as it would a
+  // person, and the test answers through `type` after `wait_for_prompt`.
+  KithChild(const std::vector<std::string>& args, const Env& env, bool terminal = false);
   ~KithChild();
   KithChild(const KithChild&) = delete;
   KithChild& operator=(const KithChild&) = delete;
@@ -55,9 +58,21 @@ class KithChild {
   KithRun wait(std::chrono::milliseconds timeout);
   pid_t pid() const noexcept { return pid_; }
 
+  // The terminal (with `terminal` only). Everything kith wrote to it so far.
+  std::string screen();
+  // Reads the terminal until `text` has appeared since the last answer; false after `timeout`.
+  bool wait_for_prompt(const std::string& text,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Types `line` and Enter at the terminal.
+  void type(const std::string& line);
+
  private:
+  void read_terminal(std::chrono::milliseconds wait);
   TempDir dir_{"kith-cli-run"};
   pid_t pid_ = -1;
+  int terminal_ = -1;        // the pseudo-terminal's master side
+  std::string screen_;       // what kith wrote to it
+  std::size_t answered_ = 0;  // screen_'s length when the last answer was typed
 };
 
 // The kith binary of this build (KITH_CLI_PATH).
