@@ -507,6 +507,39 @@ std::vector<StoredEnvelope> LocalStore::envelopes(const PlanId& plan) const {
   return out;
 }
 
+// --- Names of members ---
+
+void LocalStore::set_name(const PlanId& plan, ByteView subject, std::string_view name) {
+  impl_->before_write();
+  if (name.empty()) {
+    auto q = impl_->db().query("DELETE FROM names WHERE plan_id = ?1 AND subject = ?2");
+    q->bind(1, plan.bytes());
+    q->bind(2, subject);
+    q->run();
+    return;
+  }
+  auto q = impl_->db().query(
+      "INSERT INTO names (plan_id, subject, name_sealed) VALUES (?1, ?2, ?3) "
+      "ON CONFLICT (plan_id, subject) DO UPDATE SET name_sealed = excluded.name_sealed");
+  q->bind(1, plan.bytes());
+  q->bind(2, subject);
+  q->bind(3, impl_->seal("names", plan, subject, crypto::as_bytes(name)));
+  impl_->run_write(*q, Impl::no_plan(plan));
+}
+
+std::map<Bytes, std::string> LocalStore::names(const PlanId& plan) const {
+  auto q = impl_->db().query("SELECT subject, name_sealed FROM names WHERE plan_id = ?1");
+  q->bind(1, plan.bytes());
+  std::map<Bytes, std::string> out;
+  while (q->step()) {
+    Bytes subject = q->column_bytes(0);
+    auto name = impl_->open("names", plan, subject, q->column_view(1), "name");
+    out.emplace(std::move(subject),
+                std::string(reinterpret_cast<const char*>(name.data()), name.size()));
+  }
+  return out;
+}
+
 // --- Keys sealed for recovery ---
 
 void LocalStore::mark_recovery_sealed(const PlanId& plan, std::string_view section,

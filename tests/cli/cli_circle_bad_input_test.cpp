@@ -78,7 +78,7 @@ TEST_F(CircleBadInput, UnknownMember) {
   expect_refused(owner, {"grant", plan, "abcdef", "health:read"}, 3, "unknown_member",
                  "no member 'abcdef' in this plan");
   expect_refused(owner, {"revoke", plan, "Nia", "--yes"}, 3, "unknown_member",
-                 "'Nia' is not an account id");
+                 "no member is called 'Nia' here");
   expect_refused(owner, {"members", plan, "--verify", "abcdef", "--yes"}, 3, "unknown_member",
                  "no member 'abcdef'");
 }

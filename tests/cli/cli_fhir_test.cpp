@@ -52,7 +52,9 @@ class Fhir : public KithCli {
 
   Content content(const Env& env, const std::string& plan) const {
     Content out;
-    for (const auto& r : ok(env, {"--json", "list", plan}).json()["records"]) {
+    // Held in a variable: a range over a member of a temporary would dangle.
+    const nlohmann::json list = ok(env, {"--json", "list", plan}).json();
+    for (const auto& r : list["records"]) {
       std::map<std::string, std::string> fields;
       for (const auto& [k, v] : r["fields"].items()) {
         if (!v.get<std::string>().empty()) fields[k] = v;

@@ -380,6 +380,7 @@ TEST_F(Engine, StoreFromBeforeDigestsGetsThemFromItsOps) {
   b->store.reset();
   {
     store_test::RawDb raw(b->path);
+    raw.exec("DROP TABLE names");  // version 7
     raw.exec("DROP TABLE recovery_sealed");  // version 6
     raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN recovery");
     raw.exec("DROP TABLE verified_accounts");  // version 5

@@ -224,7 +224,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
     EXPECT_EQ(store.schema_version(), LocalStore::kSchemaVersion);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mr Okafor");
@@ -251,7 +251,7 @@ TEST(LocalStoreMigration, Version1FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.envelope(plan, "health", 4), bytes_of("envelope"));
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.scalar("PRAGMA user_version"), "7");
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_v1'"), "0");
 }
 
@@ -291,7 +291,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
     ASSERT_EQ(store.plans().size(), 1u);
     EXPECT_EQ(store.plans()[0].second, "Care plan of Mrs Adeyemi");
     const auto ops = store.ops(plan);
@@ -309,7 +309,7 @@ TEST(LocalStoreMigration, Version2FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.outgoing_envelopes(plan),
               (std::vector<OutgoingEnvelope>{{id, bytes_of("for the new phone"), std::nullopt}}));
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "6");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "7");
 }
 
 TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
@@ -345,7 +345,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
 
   {
     LocalStore store(path, storage_key);
-    EXPECT_EQ(store.schema_version(), 6);
+    EXPECT_EQ(store.schema_version(), 7);
     ASSERT_EQ(store.plans().size(), 2u);
     const auto ops = store.ops(plan);
     ASSERT_EQ(ops.size(), 1u);
@@ -367,7 +367,7 @@ TEST(LocalStoreMigration, Version3FileIsMigratedAndKeepsEveryRow) {
     EXPECT_EQ(store.cursor(other), 0u);
     EXPECT_EQ(store.digest_seq(other), 3u);
   }
-  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "6");
+  EXPECT_EQ(RawDb(path).scalar("PRAGMA user_version"), "7");
 }
 
 TEST(LocalStoreMigration, MigratedFileHasTheSameSchemaAsANewOne) {
@@ -471,6 +471,7 @@ TEST(LocalStoreMigration, Version4OutgoingEnvelopesKeepAndInvitationsAreMarked) 
   {
     // Back to version 4 as it was: no invite_id column.
     RawDb raw(path);
+    raw.exec("DROP TABLE names");
     raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN recovery");
     raw.exec("DROP TABLE recovery_sealed");
     raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN invite_id");
@@ -478,7 +479,7 @@ TEST(LocalStoreMigration, Version4OutgoingEnvelopesKeepAndInvitationsAreMarked) 
     raw.exec("PRAGMA user_version = 4");
   }
   LocalStore store(path, storage_key);
-  EXPECT_EQ(store.schema_version(), 6);
+  EXPECT_EQ(store.schema_version(), 7);
   const OpId invite = OpId::random();
   store.add_outgoing_envelope(plan, bytes_of("envelope for an invitation"), invite);
   const auto out = store.outgoing_envelopes(plan);
@@ -508,12 +509,13 @@ TEST(LocalStoreMigration, Version5OutgoingEnvelopesKeepAndRecoveryOnesAreMarked)
   {
     // Back to version 5 as it was: no recovery column or table.
     RawDb raw(path);
+    raw.exec("DROP TABLE names");
     raw.exec("ALTER TABLE outgoing_envelopes DROP COLUMN recovery");
     raw.exec("DROP TABLE recovery_sealed");
     raw.exec("PRAGMA user_version = 5");
   }
   LocalStore store(path, storage_key);
-  EXPECT_EQ(store.schema_version(), 6);
+  EXPECT_EQ(store.schema_version(), 7);
   store.add_outgoing_envelope(plan, bytes_of("recovery envelope"), std::nullopt, true);
   const auto out = store.outgoing_envelopes(plan);
   ASSERT_EQ(out.size(), 2u);
@@ -529,10 +531,45 @@ TEST(LocalStoreMigration, Version5OutgoingEnvelopesKeepAndRecoveryOnesAreMarked)
             (std::set<std::pair<std::string, std::uint64_t>>{{"health", 2}}));
 }
 
+TEST(LocalStoreMigration, Version6GainsSealedNamesOfMembers) {
+  TempDir dir;
+  const fs::path path = dir / "kith.db";
+  const auto storage_key = crypto::SectionKey::generate();
+  const PlanId plan = PlanId::random();
+  {
+    LocalStore store(path, storage_key);
+    store.put_plan(plan, "plan");
+  }
+  {
+    RawDb raw(path);
+    raw.exec("DROP TABLE names");
+    raw.exec("PRAGMA user_version = 6");
+  }
+  const AccountId nia = AccountId::random();
+  const OpId invite = OpId::random();
+  {
+    LocalStore store(path, storage_key);
+    EXPECT_EQ(store.schema_version(), 7);
+    EXPECT_TRUE(store.names(plan).empty());
+    store.set_name(plan, nia.bytes(), "Nia Okafor");
+    store.set_name(plan, invite.bytes(), "Sam");
+    store.set_name(plan, invite.bytes(), "Sam Reid");  // replaces
+    const auto names = store.names(plan);
+    ASSERT_EQ(names.size(), 2u);
+    EXPECT_EQ(names.at(Bytes(nia.bytes().begin(), nia.bytes().end())), "Nia Okafor");
+    EXPECT_EQ(names.at(Bytes(invite.bytes().begin(), invite.bytes().end())), "Sam Reid");
+    store.set_name(plan, invite.bytes(), "");  // removes
+    EXPECT_EQ(store.names(plan).size(), 1u);
+  }
+  // Sealed: the name is nowhere in the file.
+  EXPECT_EQ(RawDb(path).scalar("SELECT count(*) FROM names WHERE instr(name_sealed, 'Nia') > 0"),
+            "0");
+}
+
 TEST(LocalStoreMigration, NewStoreIsAtTheCurrentVersionInWalMode) {
   TempDir dir;
   const fs::path path = dir / "kith.db";
-  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 6); }
+  { EXPECT_EQ(LocalStore(path, crypto::SectionKey::generate()).schema_version(), 7); }
   RawDb raw(path);
   EXPECT_EQ(raw.scalar("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.scalar("PRAGMA application_id"), std::to_string(kApplicationId));

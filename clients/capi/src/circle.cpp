@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "handle.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/cli/circle.hpp"
 #include "kith/cli/device.hpp"
 #include "kith/cli/error.hpp"
@@ -83,7 +84,9 @@ kith_status kith_member_revoke(kith_home* home, const char* plan, const char* me
     kith_home& h = handle(home);
     auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const ks::AccountId who = cli::resolve_member(engine.membership(p), required(member, "the member"));
+    const auto names = cli::MemberNames::load(h.device.store(), p, engine.membership(p));
+    const ks::AccountId who =
+        cli::resolve_member(engine.membership(p), required(member, "the member"), &names);
     std::optional<ks::Section> only;
     if (auto s = kith::capi::optional_arg(section)) only = ks::Section::parse(*s);
     engine.revoke(p, who, only);

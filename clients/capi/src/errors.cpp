@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "kith/cli/names.hpp"
 #include "handle.hpp"
 #include "kith/cli/error.hpp"
 
@@ -123,13 +124,9 @@ char* to_c(std::string_view s) {
   return p;
 }
 
-cli::NameOf names(const kith_home& h) {
-  const std::string me = h.device.info().account;
-  const std::string my_name = h.device.info().name;
-  return [me, my_name](const sync::AccountId& a) {
-    if (a.hex() == me) return my_name.empty() ? std::string("you") : "you (" + my_name + ")";
-    return "member " + a.short_hex();
-  };
+cli::NameOf names(const kith_home& h, const sync::PlanId& plan) {
+  return cli::name_of(h.device.info(), cli::MemberNames::load(h.device.store(), plan,
+                                                              h.device.engine().membership(plan)));
 }
 
 }  // namespace kith::capi

@@ -60,7 +60,8 @@ void require_out(const void* out, const char* what);
 // A malloc'd copy for the caller to kith_string_free.
 char* to_c(std::string_view s);
 
-// "you (NAME)" for this account, a short account id for others (as the CLI names them).
-cli::NameOf names(const kith_home& h);
+// "you (NAME)" for this account, the name this device gave a member, else a short account id
+// (as the CLI names them).
+cli::NameOf names(const kith_home& h, const kith::sync::PlanId& plan);
 
 }  // namespace kith::capi

@@ -106,7 +106,7 @@ kith_status kith_record_list(kith_home* home, const char* plan, const char* sect
     const auto only_type = kith::capi::optional_arg(type);
     const auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const auto name = kith::capi::names(h);
+    const auto name = kith::capi::names(h, p);
     nlohmann::json records = nlohmann::json::array();
     for (const auto& r : engine.state(p).records(only)) {
       if (!only_type || r.type == *only_type) records.push_back(cli::record_json(r, name));
@@ -124,7 +124,7 @@ kith_status kith_record_show(kith_home* home, const char* plan, const char* reco
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
     const auto& state = engine.state(p);
     const auto view = state.record(cli::resolve_record(state, required(record, "the record")));
-    const auto name = kith::capi::names(h);
+    const auto name = kith::capi::names(h, p);
     nlohmann::json conflicts = nlohmann::json::array();
     for (const auto& c : state.conflicts(view->id))
       conflicts.push_back(cli::conflict_json(c, name));
@@ -142,7 +142,7 @@ kith_status kith_conflict_list(kith_home* home, const char* plan, char** json) n
     require_out(json, "json");
     const auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const auto name = kith::capi::names(h);
+    const auto name = kith::capi::names(h, p);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : engine.state(p).conflicts()) out.push_back(cli::conflict_json(c, name));
     *json = kith::capi::to_c(nlohmann::json{{"plan", p.hex()}, {"conflicts", out}}.dump());

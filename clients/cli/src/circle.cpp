@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "kith/cli/error.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::cli {
@@ -236,20 +237,31 @@ std::string grants_in_words(const std::vector<sync::GrantSpec>& grants) {
 }
 
 void check_member_ref(std::string_view ref) {
-  const bool hex = !ref.empty() && std::all_of(ref.begin(), ref.end(), [](char c) {
+  // An account id (or its start), or a name this device gave a member.
+  if (ref.empty() || ref.size() > 64) {
+    throw CliError(Exit::kNotFound, "unknown_member",
+                   "'" + std::string(ref) +
+                       "' is neither an account id nor a member's name (`kith members PLAN` "
+                       "lists them)");
+  }
+}
+
+sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref,
+                               const MemberNames* names) {
+  check_member_ref(ref);
+  if (names) {
+    if (auto named = names->account_named(ref)) return *named;
+  }
+  const std::string prefix = lower(ref);
+  const bool hex = std::all_of(ref.begin(), ref.end(), [](char c) {
     return std::isxdigit(static_cast<unsigned char>(c)) != 0;
   });
   if (!hex) {
     throw CliError(Exit::kNotFound, "unknown_member",
-                   "'" + std::string(ref) +
-                       "' is not an account id (members are named by account id or its start; "
-                       "`kith members PLAN` lists them)");
+                   "no member is called '" + std::string(ref) +
+                       "' here; `kith members PLAN` lists them, and `kith name PLAN MEMBER NAME` "
+                       "gives one a name on this device");
   }
-}
-
-sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref) {
-  check_member_ref(ref);
-  const std::string prefix = lower(ref);
   std::vector<sync::AccountId> found;
   for (const auto& m : log.members()) {
     const std::string id = m.account.hex();
@@ -263,10 +275,10 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
                        "' in this plan; `kith members PLAN` lists them (someone who joined "
                        "recently appears after `kith sync`)");
   }
-  std::string names;
-  for (const auto& a : found) names += (names.empty() ? "" : ", ") + a.short_hex();
+  std::string ids;
+  for (const auto& a : found) ids += (ids.empty() ? "" : ", ") + a.short_hex();
   throw CliError(Exit::kNotFound, "ambiguous_member",
-                 "'" + std::string(ref) + "' names more than one member: " + names +
+                 "'" + std::string(ref) + "' names more than one member: " + ids +
                      "; give more of the account id");
 }
 

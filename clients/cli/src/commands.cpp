@@ -5,6 +5,7 @@
 #include "context.hpp"
 #include "kith/cli/passphrase.hpp"
 #include "kith/crypto/init.hpp"
+#include "kith/cli/names.hpp"
 #include "tty.hpp"
 
 namespace kith::cli {
@@ -35,14 +36,9 @@ ServerOptions Context::require_server() const {
                  "no server configured: give --server wss://HOST:PORT or set KITH_SERVER");
 }
 
-NameOf Context::names(const Device& device) const {
-  const std::string me = device.info().account;
-  const std::string my_name = device.info().name;
-  return [me, my_name](const sync::AccountId& a) {
-    const std::string hex = a.hex();
-    if (hex == me) return my_name.empty() ? std::string("you") : "you (" + my_name + ")";
-    return "member " + a.short_hex();
-  };
+NameOf Context::names(const Device& device, const sync::PlanId& plan) const {
+  return name_of(device.info(), MemberNames::load(device.store(), plan,
+                                                  device.engine().membership(plan)));
 }
 
 void Context::emit(nlohmann::json j) const {

@@ -4,6 +4,7 @@
 
 #include "context.hpp"
 #include "kith/cli/circle.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/cli/qr.hpp"
 #include "kith/cli/refs.hpp"
 #include "kith/crypto/safety_number.hpp"
@@ -20,6 +21,7 @@ struct InviteArgs {
   std::string role;
   std::vector<std::string> grants;
   std::string expires;
+  std::string name;
   bool qr = false;
 };
 
@@ -72,13 +74,17 @@ void invite(Context& ctx, const InviteArgs& a) {
   const std::uint64_t now = now_ms();
   const std::uint64_t expires =
       a.expires.empty() ? now + kDefaultInviteMs : parse_when(a.expires, now);
+  if (!a.name.empty()) check_name(a.name);
   if (a.qr && !qr_available()) {
     throw CliError(Exit::kUsage, "no_qr", "this kith was built without QR code support");
   }
   Device device = ctx.open(Device::Access::kWrite);
   auto& engine = device.engine();
   const sync::PlanId plan = resolve_plan(engine, a.plan);
-  const std::string code = engine.invite(plan, grants, expires).text();
+  const sync::InviteCode invitation = engine.invite(plan, grants, expires);
+  const std::string code = invitation.text();
+  // Whoever accepts it is called this on this device (kith/cli/names.hpp).
+  if (!a.name.empty()) device.store().set_name(plan, invitation.invite_id().bytes(), a.name);
   const Context::Attempt sent = ctx.try_sync(device, plan);
   const std::string title = plan_title(engine, plan);
 
@@ -91,11 +97,13 @@ void invite(Context& ctx, const InviteArgs& a) {
                      {"expires_at", iso_utc(expires)},
                      {"expires_at_ms", expires},
                      {"sent", sent.sent}};
+    if (!a.name.empty()) j["name"] = a.name;
     if (!sent.sent) j["not_sent_because"] = sent.why_not;
     ctx.emit(j);
     return;
   }
-  ctx.out << "Invitation to \"" << title << "\" as " << a.role << ":\n"
+  ctx.out << "Invitation to \"" << title << "\" as " << a.role
+          << (a.name.empty() ? "" : " for " + a.name) << ":\n"
           << "  " << grants_in_words(grants) << "\n"
           << "  the code works once, until " << iso_utc(expires) << "\n\n"
           << "    " << code << "\n\n";
@@ -234,6 +242,8 @@ void register_invite_commands(CLI::App& app, Context& ctx) {
     c->add_option("--expires", a->expires,
                   "When the code stops working (default 7d): a duration (30m, 12h, 7d, 2w, "
                   "1d12h) or a UTC date or time (2025-06-01, 2025-06-01T14:30)");
+    c->add_option("--name", a->name,
+                  "What to call whoever accepts it, on this device only (never sent anywhere)");
     c->add_flag("--qr", a->qr, "Also print the code as a QR code (always done on a terminal)");
     c->footer(
         "Presets: family (profile, outcomes, support, activity, circle: read; notes: append);\n"

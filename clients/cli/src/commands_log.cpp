@@ -51,10 +51,11 @@ void log_cmd(Context& ctx, const Args& a) {
     }
     events.push_back(std::move(e));
   }
+  const NameOf name = ctx.names(device, plan);
   auto who = [&](const sync::AccessEvent& e) -> std::string {
     if (e.account == me) return "you";
     if (e.account == sync::AccountId{}) return "a removed device";
-    return "member " + e.account.short_hex();
+    return name(e.account);
   };
   if (ctx.opts.json) {
     nlohmann::json out = nlohmann::json::array();

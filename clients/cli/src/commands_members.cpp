@@ -3,12 +3,20 @@
 
 #include "context.hpp"
 #include "kith/cli/circle.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/cli/refs.hpp"
 #include "kith/crypto/safety_number.hpp"
 #include "kith/sync/roles.hpp"
 
 namespace kith::cli {
 namespace {
+
+// MEMBER: an account id (or its start), or a name this device gave them.
+sync::AccountId member_ref(Device& device, const sync::PlanId& plan, std::string_view ref) {
+  const auto& log = device.engine().membership(plan);
+  const MemberNames names = MemberNames::load(device.store(), plan, log);
+  return resolve_member(log, ref, &names);
+}
 
 struct Args {
   std::string plan;
@@ -17,12 +25,13 @@ struct Args {
   std::string section;
   std::string expires;
   std::string verify;
+  std::string name;
   bool yes = false;
 };
 
 const char* kMemberHelp =
-    "The member: their account id or an unambiguous start of it (`kith members PLAN` lists "
-    "them; the plan holds no display names yet)";
+    "The member: their account id or an unambiguous start of it, or the name this device "
+    "gave them (`kith members PLAN` lists them)";
 
 std::string safety_between(const sync::AccountId& a, const sync::AccountId& b) {
   return crypto::safety_number(crypto::VerifyKey::parse(a.bytes()),
@@ -58,9 +67,8 @@ void refuse_self_or_owner(const sync::MembershipLog& log, const sync::AccountId&
 }
 
 void verify(Context& ctx, Device& device, const sync::PlanId& plan, const Args& a) {
-  const auto& log = device.engine().membership(plan);
   const sync::AccountId me = device.engine().identity().account();
-  const sync::AccountId member = resolve_member(log, a.verify);
+  const sync::AccountId member = member_ref(device, plan, a.verify);
   if (member == me) throw CliError(Exit::kUsage, "usage", "you cannot verify yourself");
   const std::string number = safety_between(me, member);
   if (!a.yes && !ctx.opts.json) {
@@ -91,7 +99,8 @@ void members(Context& ctx, const Args& a) {
   const auto& log = engine.membership(plan);
   const sync::AccountId me = engine.identity().account();
   const std::uint64_t now = now_ms();
-  const auto name = ctx.names(device);
+  const auto name = ctx.names(device, plan);
+  const MemberNames known = MemberNames::load(device.store(), plan, log);
   nlohmann::json list = nlohmann::json::array();
   if (!ctx.opts.json)
     ctx.out << "The circle of support of \"" << plan_title(engine, plan) << "\":\n";
@@ -124,6 +133,7 @@ void members(Context& ctx, const Args& a) {
       for (const auto& d : m.devices) devices.push_back(d.hex());
       nlohmann::json j{{"account", m.account.hex()}, {"you", m.account == me}, {"owner", m.owner},
                        {"role", role_text},          {"devices", devices},     {"grants", g}};
+      if (const std::string* n = known.find(m.account)) j["name"] = *n;
       if (m.account != me) {
         j["verified"] = verified != 0;
         if (verified) j["verified_at"] = iso_utc(verified);
@@ -178,12 +188,12 @@ void grant(Context& ctx, const Args& a) {
   const sync::PlanId plan = resolve_plan(engine, a.plan);
   const sync::AccountId member = [&] {
     try {
-      return resolve_member(engine.membership(plan), a.member);
+      return member_ref(device, plan, a.member);
     } catch (const CliError& e) {
       if (e.code() != "unknown_member") throw;
     }
     ctx.try_sync(device, plan);  // they may have joined since the last sync
-    return resolve_member(engine.membership(plan), a.member);
+    return member_ref(device, plan, a.member);
   }();
   const auto& log = engine.membership(plan);
   refuse_self_or_owner(log, member, engine.identity().account(), "change the access of");
@@ -221,7 +231,7 @@ void revoke(Context& ctx, const Args& a) {
                "rotation\n";
   }
   const auto& log = engine.membership(plan);
-  const sync::AccountId member = resolve_member(log, a.member);
+  const sync::AccountId member = member_ref(device, plan, a.member);
   refuse_self_or_owner(log, member, engine.identity().account(), "revoke");
   const std::string what = section ? "to " + section->name() : "to every section";
   ctx.confirm(a.yes, "Revoke member " + member.short_hex() + "'s access " + what + " of \"" +
@@ -249,6 +259,31 @@ void revoke(Context& ctx, const Args& a) {
 }
 
 }  // namespace
+
+void name(Context& ctx, const Args& a) {
+  check_name(a.name);
+  Device device = ctx.open(Device::Access::kWrite);
+  const sync::PlanId plan = resolve_plan(device.engine(), a.plan);
+  const sync::AccountId member = member_ref(device, plan, a.member);
+  if (member == device.engine().identity().account()) {
+    throw CliError(Exit::kUsage, "usage",
+                   "that is you; your own name is the one `kith init --name` was given");
+  }
+  const MemberNames known =
+      MemberNames::load(device.store(), plan, device.engine().membership(plan));
+  if (auto other = known.account_named(a.name); other && *other != member) {
+    throw CliError(Exit::kUsage, "name_taken",
+                   "member " + other->short_hex() + " is already called '" + a.name +
+                       "' here; choose another name");
+  }
+  device.store().set_name(plan, member.bytes(), a.name);
+  if (ctx.opts.json) {
+    ctx.emit({{"plan", plan.hex()}, {"member", member.hex()}, {"name", a.name}});
+    return;
+  }
+  ctx.out << "Member " << member.short_hex() << " is \"" << a.name << "\" on this device.\n"
+          << "The name stays here: the server and the rest of the circle never see it.\n";
+}
 
 void register_member_commands(CLI::App& app, Context& ctx) {
   const char* plan_help = kPlanHelp;
@@ -280,6 +315,16 @@ void register_member_commands(CLI::App& app, Context& ctx) {
                   "When the grant ends (default never): a duration (30m, 12h, 7d, 2w) or a UTC "
                   "date or time (2025-06-01, 2025-06-01T14:30)");
     bind(c, a, grant);
+  }
+  {
+    auto a = std::make_shared<Args>();
+    auto* c = app.add_subcommand(
+        "name", "Call a member by a name of your choosing, on this device only");
+    c->add_option("PLAN", a->plan, plan_help)->required();
+    c->add_option("MEMBER", a->member, kMemberHelp)->required();
+    c->add_option("NAME", a->name, "What to call them, e.g. \"Nia (district nurse)\"")->required();
+    c->footer("The name is sealed in this device's store and never sent anywhere.");
+    bind(c, a, name);
   }
   {
     auto a = std::make_shared<Args>();

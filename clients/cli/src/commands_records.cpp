@@ -99,7 +99,7 @@ void list(Context& ctx, const Args& a) {
     if (a.type.empty() || r.type == a.type) records.push_back(std::move(r));
   }
   if (ctx.opts.json) {
-    const auto name = ctx.names(device);
+    const auto name = ctx.names(device, plan);
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : records) out.push_back(record_json(r, name));
     ctx.emit({{"plan", plan.hex()}, {"records", out}});
@@ -113,7 +113,7 @@ void show(Context& ctx, const Args& a) {
   const auto& engine = device.engine();
   const sync::PlanId plan = resolve_plan(engine, a.plan);
   const auto& state = engine.state(plan);
-  const auto name = ctx.names(device);
+  const auto name = ctx.names(device, plan);
   if (!a.record.empty()) {
     const auto view = state.record(resolve_record(state, a.record));
     if (ctx.opts.json) {
@@ -147,7 +147,7 @@ void conflicts(Context& ctx, const Args& a) {
   const sync::PlanId plan = resolve_plan(engine, a.plan);
   const auto& state = engine.state(plan);
   const auto list = state.conflicts();
-  const auto name = ctx.names(device);
+  const auto name = ctx.names(device, plan);
   if (ctx.opts.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& c : list) out.push_back(conflict_json(c, name));

@@ -182,7 +182,7 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
   Device device = ctx.open(Device::Access::kWrite);
   auto& engine = device.engine();
   const sync::PlanId plan = resolve_plan(engine, plan_ref);
-  const auto name = ctx.names(device);
+  const auto name = ctx.names(device, plan);
   StopSignals signals;
 
   auto print_event = [&](const sync::SyncEvent& e) {

@@ -49,7 +49,8 @@ struct Context {
   // As server(), throwing CliError(no_server) when none is configured.
   ServerOptions require_server() const;
   // "you (NAME)" for this account, a short account id for others.
-  NameOf names(const Device& device) const;
+  // Who an account is in `plan`, for people (kith/cli/names.hpp).
+  NameOf names(const Device& device, const sync::PlanId& plan) const;
   // Prints a success object (with "ok": true) on stdout, as one line.
   void emit(nlohmann::json j) const;
 

@@ -15,7 +15,8 @@ Tty::~Tty() {
 }
 
 std::optional<crypto::SecretBytes> Tty::ask(std::string_view prompt, bool echo) {
-  write(prompt);
+  // Echo goes off before the prompt appears: whatever is typed (or pasted) once it shows is
+  // neither echoed nor discarded by the flush that switching echo off does.
   termios old{};
   const bool quiet = !echo && ::tcgetattr(fd_, &old) == 0;
   if (quiet) {
@@ -24,6 +25,7 @@ std::optional<crypto::SecretBytes> Tty::ask(std::string_view prompt, bool echo) 
     q.c_lflag |= ECHONL;
     ::tcsetattr(fd_, TCSAFLUSH, &q);
   }
+  write(prompt);
   crypto::SecretBytes line(1024);
   std::size_t n = 0;
   bool eof = false;

@@ -143,6 +143,17 @@ CREATE TABLE recovery_sealed (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 7: names this device's person gave the members of a plan ("Nia" for an account), or
+// an invitation until someone accepts it. Sealed under the storage key; never sent anywhere.
+constexpr const char* kSchema7 = R"sql(
+CREATE TABLE names (
+  plan_id     BLOB NOT NULL REFERENCES plans (plan_id) ON DELETE CASCADE,
+  subject     BLOB NOT NULL CHECK (length(subject) IN (16, 32)),
+  name_sealed BLOB NOT NULL,
+  PRIMARY KEY (plan_id, subject)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "envelopes table; explicit outbox order", kSchema2},
@@ -150,6 +161,7 @@ constexpr Migration kMigrations[] = {
     {4, "section digests with the cursor", kSchema4},
     {5, "outgoing envelopes of invitations; verified accounts", kSchema5},
     {6, "recovery envelopes", kSchema6},
+    {7, "names of members", kSchema7},
 };
 
 }  // namespace

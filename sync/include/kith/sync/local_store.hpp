@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -91,7 +92,7 @@ struct StoredSectionDigest {
 class LocalStore {
  public:
   // The schema this version writes; files from older versions are migrated to it on open.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens the store at `path`, creating it (mode 0600) when missing; WAL mode, synchronous=FULL,
   // foreign keys on; migrates an older schema, each step in its own transaction. Throws
@@ -210,6 +211,12 @@ class LocalStore {
   // as (section, epoch): each is sealed once.
   void mark_recovery_sealed(const PlanId& plan, std::string_view section, std::uint64_t epoch);
   std::set<std::pair<std::string, std::uint64_t>> recovery_sealed(const PlanId& plan) const;
+
+  // Names this device's person gave the members of a plan, sealed; never sent anywhere.
+  // `subject` is an account id (32 bytes), or an invitation's id (16) until its invitee joins.
+  // set_name replaces; an empty name removes it.
+  void set_name(const PlanId& plan, ByteView subject, std::string_view name);
+  std::map<Bytes, std::string> names(const PlanId& plan) const;
 
   // People whose safety number this device's owner compared in person and marked verified,
   // with when (Unix ms). Not plan-specific: an account id is the person's identity key.

@@ -52,7 +52,10 @@ std::string permission_in_words(sync::Permission p);
 void check_member_ref(std::string_view ref);
 // A member of the plan (owner included) by account id or an unambiguous start of it.
 // Throws CliError: unknown_member, ambiguous_member.
-sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref);
+struct MemberNames;
+// With `names`, a name this device gave a member (any case) also names them.
+sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref,
+                               const MemberNames* names = nullptr);
 
 // The access-log kind as `--json` and libkith name it: "read", "change" or "membership".
 std::string_view access_kind_name(sync::AccessEvent::Kind kind);

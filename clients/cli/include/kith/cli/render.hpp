@@ -2,8 +2,8 @@
 //
 // `show` prints a plan the way a care plan reads: about me, what matters to me, outcomes,
 // support, recent activity, risks, then the other sections. Authors appear by name where this
-// device knows one ("you"), otherwise by a short account id: the plan carries no display names
-// yet.
+// device knows one ("you", or the name its person gave a member: kith/cli/names.hpp), otherwise
+// by a short account id.
 #pragma once
 
 #include <cstddef>

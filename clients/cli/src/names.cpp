@@ -1,0 +1,77 @@
+#include "kith/cli/names.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "kith/cli/error.hpp"
+
+namespace kith::cli {
+namespace {
+
+std::string folded(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+MemberNames MemberNames::load(const sync::LocalStore& store, const sync::PlanId& plan,
+                              const sync::MembershipLog& log) {
+  MemberNames out;
+  std::map<sync::OpId, std::string> invitations;
+  for (auto& [subject, name] : store.names(plan)) {
+    if (subject.size() == sync::AccountId::kSize) {
+      out.by_account[sync::AccountId::from_bytes(subject)] = std::move(name);
+    } else if (subject.size() == sync::OpId::kSize) {
+      invitations[sync::OpId::from_bytes(subject)] = std::move(name);
+    }
+  }
+  for (const auto& [id, invite] : log.invites()) {
+    auto named = invitations.find(id);
+    if (named == invitations.end() || !invite.accepted_by) continue;
+    out.by_account.try_emplace(*invite.accepted_by, named->second);
+  }
+  return out;
+}
+
+const std::string* MemberNames::find(const sync::AccountId& account) const {
+  auto it = by_account.find(account);
+  return it == by_account.end() ? nullptr : &it->second;
+}
+
+std::optional<sync::AccountId> MemberNames::account_named(std::string_view name) const {
+  const std::string want = folded(name);
+  for (const auto& [account, n] : by_account) {
+    if (folded(n) == want) return account;
+  }
+  return std::nullopt;
+}
+
+void check_name(std::string_view name) {
+  auto bad = [&](const std::string& why) {
+    throw CliError(Exit::kUsage, "bad_name", "that name " + why);
+  };
+  if (name.empty()) bad("is empty");
+  if (name.size() > 64) bad("is longer than 64 bytes");
+  if (std::any_of(name.begin(), name.end(),
+                  [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+    bad("has control characters in it");
+  }
+  if (std::all_of(name.begin(), name.end(),
+                  [](unsigned char c) { return std::isxdigit(c) != 0; })) {
+    bad("is all hex digits, so it would read as an account id; add a letter past f or a space");
+  }
+}
+
+NameOf name_of(const DeviceInfo& me, MemberNames names) {
+  return [me_hex = me.account, my_name = me.name,
+          names = std::move(names)](const sync::AccountId& a) -> std::string {
+    if (a.hex() == me_hex) return my_name.empty() ? std::string("you") : "you (" + my_name + ")";
+    if (const std::string* n = names.find(a)) return *n;
+    return "member " + a.short_hex();
+  };
+}
+
+}  // namespace kith::cli
