@@ -280,6 +280,17 @@ int main(int argc, char** argv) {
   MUST(kith_sync_once(owner, plan));
   MUST(kith_member_list(owner, plan, &json));
   CHECK(strstr(json, member_account) != NULL);
+  CHECK(strstr(json, "\"name\"") == NULL);
+  kith_string_free(json);
+  /* The owner calls the member Ana, on the owner's device only. */
+  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, "cafe"), KITH_ERR_INVALID_ARGUMENT);
+  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, ""), KITH_ERR_INVALID_ARGUMENT);
+  MUST(kith_member_name_set(owner, plan, member_account, "Ana"));
+  MUST(kith_member_list(owner, plan, &json));
+  CHECK(strstr(json, "\"name\":\"Ana\"") != NULL);
+  kith_string_free(json);
+  MUST(kith_member_list(member, plan, &json));
+  CHECK(strstr(json, "Ana") == NULL);
   kith_string_free(json);
 
   /* --- Export as an HL7 FHIR R4 document; import into another person's home --- */
@@ -332,7 +343,7 @@ int main(int argc, char** argv) {
   kith_string_free(member_bundle);
   EXPECT_FAIL(kith_member_revoke(owner, plan, "ffffffffffff", NULL), KITH_ERR_NOT_FOUND);
   EXPECT_FAIL(kith_member_revoke(member, plan, owner_account, NULL), KITH_ERR_FORBIDDEN);
-  MUST(kith_member_revoke(owner, plan, member_account, NULL));
+  MUST(kith_member_revoke(owner, plan, "ana", NULL)); /* by the name, any case */
   MUST(kith_record_add(owner, plan, "outcome", late_names, late_values, 1, &after));
   MUST(kith_sync_once(owner, plan));
 

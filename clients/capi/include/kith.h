@@ -206,10 +206,16 @@ KITH_API kith_status kith_invite_create(kith_home* home, const char* plan, const
 KITH_API kith_status kith_invite_join(kith_home* home, const char* code, const char* title,
                                       char** plan_id) KITH_NOEXCEPT;
 /* {"plan": id, "members": [{"account","owner","you","devices":[...],
- *   "grants":[{"section","permission","expires_at_ms"}]}, ...]}: the circle as this device
- * knows it (after its last sync). */
+ *   "grants":[{"section","permission","expires_at_ms"}], "name" (when this device gave one)},
+ *   ...]}: the circle as this device knows it (after its last sync). */
 KITH_API kith_status kith_member_list(kith_home* home, const char* plan, char** json) KITH_NOEXCEPT;
-/* Removes `member`'s (account id or an unambiguous start of it) access to `section` (NULL: all
+/* Calls `member` (account id, an unambiguous start of it, or their current name) `name` on this
+ * device only: sealed in the local store, never sent. The name then stands for them as `member`
+ * here and in kith_member_list and record authors. KITH_ERR_INVALID_ARGUMENT for a bad name
+ * (empty, over 64 bytes, control characters, all hex digits) or one another member has. */
+KITH_API kith_status kith_member_name_set(kith_home* home, const char* plan, const char* member,
+                                          const char* name) KITH_NOEXCEPT;
+/* Removes `member`'s (account id, an unambiguous start of it, or the name this device gave them) access to `section` (NULL: all
  * sections) and rotates the keys they held. Offline; goes out with the next sync. */
 KITH_API kith_status kith_member_revoke(kith_home* home, const char* plan, const char* member,
                                         const char* section) KITH_NOEXCEPT;

@@ -57,6 +57,7 @@ kith_status kith_member_list(kith_home* home, const char* plan, char** json) noe
     require_out(json, "json");
     const auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
+    const auto names = cli::MemberNames::load(h.device.store(), p, engine.membership(p));
     nlohmann::json members = nlohmann::json::array();
     for (const auto& m : engine.membership(p).members()) {
       nlohmann::json devices = nlohmann::json::array();
@@ -73,8 +74,19 @@ kith_status kith_member_list(kith_home* home, const char* plan, char** json) noe
                          {"you", m.account.hex() == h.device.info().account},
                          {"devices", devices},
                          {"grants", grants}});
+      if (const std::string* n = names.find(m.account)) members.back()["name"] = *n;
     }
     *json = kith::capi::to_c(nlohmann::json{{"plan", p.hex()}, {"members", members}}.dump());
+  });
+}
+
+kith_status kith_member_name_set(kith_home* home, const char* plan, const char* member,
+                                 const char* name) noexcept {
+  return guarded([&] {
+    kith_home& h = handle(home);
+    const ks::PlanId p = cli::resolve_plan(h.device.engine(), required(plan, "the plan"));
+    cli::name_member(h.device.store(), h.device.engine(), p, required(member, "the member"),
+                     required(name, "the name"));
   });
 }
 

@@ -22,6 +22,8 @@ kith_status status_of(const cli::CliError& e) {
       {"invalid_argument", KITH_ERR_INVALID_ARGUMENT},
       {"bad_server_url", KITH_ERR_INVALID_ARGUMENT},
       {"bad_role", KITH_ERR_INVALID_ARGUMENT},
+      {"bad_name", KITH_ERR_INVALID_ARGUMENT},
+      {"name_taken", KITH_ERR_INVALID_ARGUMENT},
       {"not_initialised", KITH_ERR_NOT_INITIALISED},
       {"already_initialised", KITH_ERR_ALREADY_INITIALISED},
       {"wrong_passphrase", KITH_ERR_WRONG_PASSPHRASE},

@@ -264,19 +264,8 @@ void name(Context& ctx, const Args& a) {
   check_name(a.name);
   Device device = ctx.open(Device::Access::kWrite);
   const sync::PlanId plan = resolve_plan(device.engine(), a.plan);
-  const sync::AccountId member = member_ref(device, plan, a.member);
-  if (member == device.engine().identity().account()) {
-    throw CliError(Exit::kUsage, "usage",
-                   "that is you; your own name is the one `kith init --name` was given");
-  }
-  const MemberNames known =
-      MemberNames::load(device.store(), plan, device.engine().membership(plan));
-  if (auto other = known.account_named(a.name); other && *other != member) {
-    throw CliError(Exit::kUsage, "name_taken",
-                   "member " + other->short_hex() + " is already called '" + a.name +
-                       "' here; choose another name");
-  }
-  device.store().set_name(plan, member.bytes(), a.name);
+  const sync::AccountId member =
+      name_member(device.store(), device.engine(), plan, a.member, a.name);
   if (ctx.opts.json) {
     ctx.emit({{"plan", plan.hex()}, {"member", member.hex()}, {"name", a.name}});
     return;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "kith/cli/circle.hpp"
 #include "kith/cli/error.hpp"
 
 namespace kith::cli {
@@ -63,6 +64,26 @@ void check_name(std::string_view name) {
                   [](unsigned char c) { return std::isxdigit(c) != 0; })) {
     bad("is all hex digits, so it would read as an account id; add a letter past f or a space");
   }
+}
+
+sync::AccountId name_member(sync::LocalStore& store, const sync::SyncEngine& engine,
+                            const sync::PlanId& plan, std::string_view member_ref,
+                            std::string_view name) {
+  check_name(name);
+  const auto& log = engine.membership(plan);
+  const MemberNames known = MemberNames::load(store, plan, log);
+  const sync::AccountId member = resolve_member(log, member_ref, &known);
+  if (member == engine.identity().account()) {
+    throw CliError(Exit::kUsage, "usage",
+                   "that is you; your own name is the one `kith init --name` was given");
+  }
+  if (auto other = known.account_named(name); other && *other != member) {
+    throw CliError(Exit::kUsage, "name_taken",
+                   "member " + other->short_hex() + " is already called '" + std::string(name) +
+                       "' here; choose another name");
+  }
+  store.set_name(plan, member.bytes(), name);
+  return member;
 }
 
 NameOf name_of(const DeviceInfo& me, MemberNames names) {

@@ -14,6 +14,7 @@
 
 #include "kith/cli/home.hpp"
 #include "kith/cli/render.hpp"
+#include "kith/sync/engine.hpp"
 #include "kith/sync/local_store.hpp"
 #include "kith/sync/membership.hpp"
 
@@ -34,6 +35,13 @@ struct MemberNames {
 // Throws CliError(bad_name, usage) for an empty name, one over 64 bytes, one with control
 // characters, or one of hex digits only (it would read as an account id).
 void check_name(std::string_view name);
+
+// Calls the member `member_ref` (account id, its start, or their current name) `name` in
+// `plan` on this device: check_name, then CliError(usage) for this account itself and
+// CliError(name_taken) for a name another member has here. Returns the member.
+sync::AccountId name_member(sync::LocalStore& store, const sync::SyncEngine& engine,
+                            const sync::PlanId& plan, std::string_view member_ref,
+                            std::string_view name);
 
 // Who an account is, for people: "you" / "you (Jo)", the member's name, else "member 3fa2c1d0".
 NameOf name_of(const DeviceInfo& me, MemberNames names);
