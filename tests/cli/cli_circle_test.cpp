@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <set>
 
+#include <chrono>
+#include <thread>
+
 #include "cli_fixture.hpp"
 
 namespace kith::test {
@@ -161,10 +164,15 @@ TEST_F(Circle, RevokedNurseGetsNothingNew) {
   ok(owner, {"add", plan, "support", "text=Evening visit too"});
   ok(owner, {"sync"});
 
-  // The nurse's sync is refused (no longer a member), and nothing new arrives.
+  // The nurse's sync says their access has ended, and nothing new arrives.
   auto s = kith(nurse, {"--json", "sync"});
-  EXPECT_EQ(s.code, 5) << s.describe();
-  EXPECT_EQ(s.json()["error"]["code"], "server_refused") << s.out;
+  EXPECT_EQ(s.code, 1) << s.describe();
+  EXPECT_EQ(s.json()["error"]["code"], "access_ended") << s.out;
+  auto said = kith(nurse, {"sync"});
+  EXPECT_NE(said.err.find("Mary: your access has ended; what this device synced before stays "
+                          "here"),
+            std::string::npos)
+      << said.describe();
   EXPECT_EQ(texts(nurse, "health"), (std::vector<std::string>{"Metformin 500 mg"}));
   EXPECT_EQ(texts(nurse, "support"), (std::vector<std::string>{"Morning visit, 8am"}));
   auto members = ok(owner, {"--json", "members", plan}).json();
@@ -173,6 +181,22 @@ TEST_F(Circle, RevokedNurseGetsNothingNew) {
       EXPECT_TRUE(m["grants"].empty()) << m.dump();
     }
   }
+}
+
+TEST_F(Circle, AMemberWhoseEveryGrantExpiredIsToldSo) {
+  owner_with_plan();
+  const Env family = invite_and_join("family", "family");
+  ok(owner, {"sync"});
+  const std::string member = account(family).substr(0, 8);
+  for (const char* section : {"profile", "outcomes", "support", "activity", "circle", "notes"}) {
+    ok(owner, {"grant", plan, member, std::string(section) + ":read", "--expires", "3s"});
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  auto s = kith(family, {"--json", "sync"});
+  EXPECT_EQ(s.code, 1) << s.describe();
+  EXPECT_EQ(s.json()["error"]["code"], "access_expired") << s.out;
+  auto said = kith(family, {"sync"});
+  EXPECT_NE(said.err.find("Mary: your access has expired"), std::string::npos) << said.describe();
 }
 
 TEST_F(Circle, OwnersLogListsReadsAndChanges) {

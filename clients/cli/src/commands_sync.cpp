@@ -52,6 +52,7 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
   const bool bar = ctx.terminal.stdout_is_tty && !ctx.opts.json;
   nlohmann::json results = nlohmann::json::array();
   std::vector<ServerProblem> errors;
+  std::string refused_title;  // of the plan the first error is about
   for (const auto& [id, title] : plans) {
     std::uint64_t batches = 0;
     ProgressFn progress;
@@ -92,6 +93,7 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
       }
     }
     for (const auto& p : r.problems) ctx.err << "kith: warning: " << title << ": " << p << "\n";
+    if (errors.empty() && !r.errors.empty()) refused_title = title;
     for (const auto& e : r.errors) errors.push_back({e.code, title + ": " + e.message});
     nlohmann::json errs = nlohmann::json::array();
     for (const auto& e : r.errors) errs.push_back({{"code", e.code}, {"message", e.message}});
@@ -117,8 +119,19 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
   }
   session.close();
   if (!errors.empty()) {
+    const ServerProblem& first = errors.front();
+    // A plan this device was in whose server now says it is not: access ended (revoked) or ran
+    // out (expired). What was synced stays here; the server sends nothing new.
+    if (first.code == "not_member" || first.code == "grant_expired") {
+      const bool expired = first.code == "grant_expired";
+      throw CliError(Exit::kFailed, expired ? "access_expired" : "access_ended",
+                     refused_title + ": your access " +
+                         (expired ? "has expired" : "has ended") +
+                         "; what this device synced before stays here, and nothing new will "
+                         "come (ask the plan's owner if you need it back)");
+    }
     throw CliError(Exit::kNetwork, "server_refused",
-                   "the server refused (" + errors.front().code + "): " + errors.front().message);
+                   "the server refused (" + first.code + "): " + first.message);
   }
   if (ctx.opts.json) {
     ctx.emit({{"server", server.url}, {"plans", results}});
