@@ -66,6 +66,64 @@ TEST_F(KithdTest, ADeviceThatMissed1000OpsCatchesUpInOrder) {
   EXPECT_EQ(nurse.engine->cursor(plan), raw.complete->server_seq());
 }
 
+// A Prometheus counter of /metrics, 0 if absent.
+std::uint64_t counter(const std::string& metrics, const std::string& name) {
+  const auto at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return 0;
+  return std::stoull(metrics.substr(at + name.size() + 2));
+}
+
+// Under load kithd gathers the acks and deliveries queued for a connection into shared socket
+// writes; each is still its own message, acks come after their commit in request order, and
+// deliveries come in sequence order, once each.
+TEST_F(KithdTest, PipelinedPushesAreAckedAndDeliveredInOrderThroughSharedWrites) {
+  owner_with_plan();
+  TestDevice nurse(dir.path(), "nurse");
+  nurse.connect(*server);
+  add_member(*owner, nurse, plan, {{sync::Section::parse("notes"), sync::Permission::kRead, 0}});
+  const std::string before =
+      https_request(server->port(), server->ca_file(), "GET", "/metrics").body;
+  auto f = forge(*owner);
+  const auto epoch = owner->engine->membership(plan).epoch(sync::Section::parse("notes"));
+  constexpr std::uint64_t kPushes = 150;  // within the connection's request burst (200)
+  sync::OpHash prev{};
+  std::vector<std::uint64_t> ids;
+  for (std::uint64_t i = 1; i <= kPushes; ++i) {  // all sent before any ack is read
+    auto op = f.op("notes", i, prev, epoch);
+    prev = op.hash();
+    auto m = f.push({op});
+    m.set_request_id(owner->next_request++);
+    ids.push_back(m.request_id());
+    owner->conn->send(m);
+  }
+  std::vector<std::uint64_t> acked_seq;
+  while (acked_seq.size() < kPushes) {
+    auto m = owner->conn->receive(10s);
+    ASSERT_TRUE(m) << "acks missing after " << acked_seq.size();
+    ASSERT_FALSE(m->has_error()) << m->DebugString();
+    if (!m->has_push_ack()) continue;
+    ASSERT_EQ(m->request_id(), ids[acked_seq.size()]) << "acks out of request order";
+    ASSERT_EQ(m->push_ack().acked_size(), 1);
+    acked_seq.push_back(m->push_ack().acked(0).server_seq());
+  }
+  for (std::size_t i = 1; i < acked_seq.size(); ++i) EXPECT_EQ(acked_seq[i], acked_seq[i - 1] + 1);
+  std::vector<std::uint64_t> delivered;
+  while (delivered.size() < kPushes) {
+    auto m = nurse.conn->receive(10s);
+    ASSERT_TRUE(m) << "deliveries missing after " << delivered.size();
+    for (const auto& d : m->ops_batch().ops()) delivered.push_back(d.server_seq());
+  }
+  EXPECT_EQ(delivered, acked_seq);  // every op once, in sequence order
+  const std::string after =
+      https_request(server->port(), server->ca_file(), "GET", "/metrics").body;
+  const auto messages =
+      counter(after, "kithd_messages_sent_total") - counter(before, "kithd_messages_sent_total");
+  const auto writes =
+      counter(after, "kithd_send_flushes_total") - counter(before, "kithd_send_flushes_total");
+  EXPECT_GE(messages, 2 * kPushes);
+  EXPECT_LT(writes, messages) << "no two queued messages shared a write";
+}
+
 TEST_F(KithdTest, RevokedMemberGetsNothingNew) {
   owner_with_plan();
   TestDevice nurse(dir.path(), "nurse");
