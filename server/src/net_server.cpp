@@ -163,10 +163,9 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   }
 
   // Peer
-  void deliver(kith::v1::ServerMessage message) override {
-    auto bytes = std::make_shared<std::string>();
-    message.SerializeToString(bytes.get());
-    net::post(ws_.get_executor(), [self = shared_from_this(), bytes] { self->enqueue(bytes); });
+  void deliver_encoded(Encoded message) override {
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), message = std::move(message)] { self->enqueue(message); });
   }
   const Who& who() const noexcept override { return who_; }
 
@@ -419,14 +418,10 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     send(sync::wire::make_error(rid, code, message));
   }
 
-  void send(const kith::v1::ServerMessage& m) {
-    auto bytes = std::make_shared<std::string>();
-    m.SerializeToString(bytes.get());
-    enqueue(bytes);
-  }
+  void send(const kith::v1::ServerMessage& m) { enqueue(encode(m)); }
 
   // On the strand.
-  void enqueue(const std::shared_ptr<std::string>& bytes) {
+  void enqueue(const Encoded& bytes) {
     if (closing_ || closed_) return;
     const std::size_t pending = queued_bytes_ + ws_.next_layer().gathered();
     if (pending + bytes->size() > shared_->config.max_pending_send_bytes) {
@@ -499,8 +494,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     auto err = sync::wire::make_error(0, ErrorCode::SLOW_READER,
                                       "the connection did not read fast enough and is closed; "
                                       "reconnect and subscribe with your cursor");
-    auto bytes = std::make_shared<std::string>();
-    err.SerializeToString(bytes.get());
+    auto bytes = encode(err);
     queue_.push_back(bytes);
     queued_bytes_ += bytes->size();
     begin_close(websocket::close_code::policy_error, "SLOW_READER: the client did not read");
@@ -538,7 +532,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   std::string peer_;
   net::steady_timer kill_timer_;
   beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<std::string>> queue_;
+  std::deque<Encoded> queue_;  // shared with the other receivers of a live batch
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;

@@ -367,7 +367,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     if (error) {
       return storage_failed(p, *error, weak, ack.request_id(), "ops", generation);
     }
-    Deliveries out;
+    FanOut out;
     {
       // One critical section for the new high-water mark and the choice of recipients, so a
       // catch-up going live at the same moment gets these ops exactly once.
@@ -376,11 +376,11 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
         p->pending.erase(s.op_id);
         p->committed_seq = std::max(p->committed_seq, s.seq);
       }
-      if (!ops_copy->empty()) out = fan_out_ops(p, from, *ops_copy, heads);
+      out = fan_out_ops(p, from, *ops_copy);
     }
     metrics_.ops_accepted += accepted;
-    if (auto peer_now = weak.lock()) peer_now->deliver(std::move(ack));
-    send(out);
+    if (auto peer_now = weak.lock()) peer_now->deliver(ack);
+    send_ops(p->id, *ops_copy, heads, out);
   }, still_valid(p));
 }
 
