@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/identity.hpp"
@@ -45,6 +46,8 @@ constexpr std::size_t kLowWater = 1024 * 1024;  // catch-up refills the queue be
 // Queued messages are gathered into one TLS write up to about this many bytes: one full TLS
 // record, so a batch costs one record and one write(2).
 constexpr std::size_t kGatherBytes = 16 * 1024;
+// Server::deliver_together hands its messages over early once it holds this many.
+constexpr std::size_t kMaxHeldMessages = 256;
 
 std::uint64_t now_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -100,6 +103,17 @@ http::response<http::string_body> reply(const http::request<Body>& req, http::st
 }  // namespace
 
 class WsSession;
+
+// The messages Server::deliver_together holds on its thread, per session, in delivery order.
+struct HeldDeliveries {
+  std::vector<std::pair<std::shared_ptr<WsSession>, std::vector<Encoded>>> sessions;
+  std::unordered_map<const WsSession*, std::size_t> index;  // into `sessions`
+  std::size_t messages = 0;
+
+  void hold(std::shared_ptr<WsSession> session, Encoded message);
+  void release();  // posts each session's messages to its strand, all in one handler
+};
+thread_local HeldDeliveries* held_deliveries = nullptr;
 
 // What every session shares.
 struct Shared {
@@ -164,8 +178,17 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
 
   // Peer
   void deliver_encoded(Encoded message) override {
+    if (held_deliveries != nullptr) {
+      return held_deliveries->hold(shared_from_this(), std::move(message));
+    }
     net::post(ws_.get_executor(),
               [self = shared_from_this(), message = std::move(message)] { self->enqueue(message); });
+  }
+  // On any thread: queues `messages` in order, in one turn of the strand.
+  void deliver_all(std::vector<Encoded> messages) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), messages = std::move(messages)] {
+      for (const Encoded& m : messages) self->enqueue(m);
+    });
   }
   const Who& who() const noexcept override { return who_; }
 
@@ -550,6 +573,34 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   std::chrono::steady_clock::time_point last_refill_;
   unsigned strikes_ = 0;
 };
+
+void HeldDeliveries::hold(std::shared_ptr<WsSession> session, Encoded message) {
+  auto [at, fresh] = index.try_emplace(session.get(), sessions.size());
+  if (fresh) sessions.emplace_back(std::move(session), std::vector<Encoded>{});
+  sessions[at->second].second.push_back(std::move(message));
+  if (++messages >= kMaxHeldMessages) release();
+}
+
+void HeldDeliveries::release() {
+  for (auto& [session, messages_of] : sessions) session->deliver_all(std::move(messages_of));
+  sessions.clear();
+  index.clear();
+  messages = 0;
+}
+
+void Server::deliver_together(const std::function<void()>& run) {
+  HeldDeliveries held;
+  held_deliveries = &held;
+  try {
+    run();
+  } catch (...) {
+    held_deliveries = nullptr;
+    held.release();
+    throw;
+  }
+  held_deliveries = nullptr;
+  held.release();
+}
 
 // --- HTTPS: TLS handshake, routing, /healthz and /metrics ------------------------------------
 
