@@ -276,5 +276,33 @@ TEST_F(SyncServiceTest, DevicesWithTheSameViewShareOneSerializedBatch) {
   EXPECT_TRUE(mary.peer->ops_batches().empty());  // nothing back to the device that pushed
 }
 
+// A pushed op whose id the plan does not hold is accepted without a database look-up (the
+// plan's op ids are in memory, loaded with it); a repeat is looked up, acknowledged with its
+// sequence number and not stored again, also after the plan was dropped and reloaded.
+TEST_F(SyncServiceTest, NewOpIdsAreCheckedInMemoryAndRepeatsInStorage) {
+  reset_service(cache_of(1));
+  Owner mary = owner_with_plan("mary");
+  kith::test::Forge forge = mary.forge();
+  const sync::Op first = forge.op("notes", 1, sync::OpHash{});
+  const sync::Op second = forge.op("notes", 2, first.hash());
+  const std::size_t before = storage.op_lookups();
+  service->push_ops(mary.peer, 10, forge.push({first}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(10).has_push_ack());
+  service->push_ops(mary.peer, 11, forge.push({second}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(11).has_push_ack());
+  EXPECT_EQ(storage.op_lookups(), before);
+
+  std::vector<Owner> others;
+  for (const char* name : {"ann", "bob"}) others.push_back(owner_with_plan(name));
+  service->push_ops(mary.peer, 12, forge.push({first, second}).push_ops());  // reloaded
+  auto again = mary.peer->answer(12);
+  ASSERT_TRUE(again.has_push_ack()) << again.DebugString();
+  ASSERT_EQ(again.push_ack().acked_size(), 2);
+  EXPECT_EQ(again.push_ack().acked(0).server_seq(), 1u);
+  EXPECT_EQ(again.push_ack().acked(1).server_seq(), 2u);
+  EXPECT_EQ(storage.op_lookups(), before + 2);
+  EXPECT_EQ(stored(mary.plan, "notes").size(), 2u);
+}
+
 }  // namespace
 }  // namespace kith::server
