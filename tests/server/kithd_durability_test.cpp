@@ -15,6 +15,18 @@ std::chrono::milliseconds since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
 }
 
+// Sends the next op of one chain in `risk` (the ops in `sent` came before it), alone in a push,
+// without waiting for its answer. Returns the push's request id (++next_id).
+std::uint64_t push_next_risk_op(const Forge& f, client::Connection& conn,
+                                std::vector<sync::Op>& sent, std::uint64_t& next_id) {
+  const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
+  sent.push_back(f.op("risk", sent.size() + 1, prev));
+  auto m = f.push({sent.back()});
+  m.set_request_id(++next_id);
+  conn.send(m);
+  return next_id;
+}
+
 class UnthrottledKithd : public KithdTest {
   KithdOptions options() override {
     KithdOptions o;
@@ -34,12 +46,8 @@ TEST_F(UnthrottledKithd, AcknowledgedOpsSurviveKill9MidStream) {
   std::map<std::string, std::uint64_t> acked;      // op id -> server_seq
   std::uint64_t next_id = 1000;
   auto push_next = [&] {
-    const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
-    sent.push_back(f.op("risk", sent.size() + 1, prev));
-    auto m = f.push({sent.back()});
-    m.set_request_id(++next_id);
-    in_flight[next_id] = str(sync::OpHeader::parse(sent.back().header).op_id.bytes());
-    conn.send(m);
+    const std::uint64_t id = push_next_risk_op(f, conn, sent, next_id);
+    in_flight[id] = str(sync::OpHeader::parse(sent.back().header).op_id.bytes());
   };
   auto take = [&](const kith::v1::ServerMessage& m) {
     if (!in_flight.count(m.request_id())) return;
@@ -124,13 +132,7 @@ TEST_F(UnthrottledKithd, OpsSentAgainAfterKill9AreAcknowledgedAgainNotStoredTwic
   std::vector<sync::Op> sent;
   std::map<std::string, std::uint64_t> acked;  // op id -> server_seq
   std::uint64_t next_id = 1000;
-  auto push_next = [&] {
-    const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
-    sent.push_back(f.op("risk", sent.size() + 1, prev));
-    auto m = f.push({sent.back()});
-    m.set_request_id(++next_id);
-    owner->conn->send(m);
-  };
+  auto push_next = [&] { push_next_risk_op(f, *owner->conn, sent, next_id); };
   auto take = [&](const kith::v1::ServerMessage& m) {
     for (const auto& a : m.push_ack().acked()) acked[a.op_id()] = a.server_seq();
   };
