@@ -112,7 +112,7 @@ void print_server(std::ostream& out, const ServerFigures& s, double window_s) {
       << ", irq+softirq " << fixed(s.interrupt_cores, 2) << ", steal " << fixed(s.steal_cores, 2)
       << " (cores, of 2); load average " << fixed(s.load_average, 2) << "\n";
   if (!s.thread_cores.empty()) {
-    out << "  kithd threads, in creation order (main, commit writer, io...):";
+    out << "  kithd threads, in creation order (main, WAL checkpointer, commit writer, io...):";
     for (double c : s.thread_cores) out << " " << fixed(c, 2);
     out << " cores\n";
   }
