@@ -75,9 +75,9 @@ int main(int argc, char** argv) {
     SqliteStorage storage(config.data / "kithd.db", options);
     GroupCommitter::Options commit_options;
     commit_options.around_dones = Server::deliver_together;
-    GroupCommitter committer(storage, commit_options, [&metrics](std::size_t b, std::size_t o, double s) {
-      metrics.committed(b, o, s);
-    });
+    GroupCommitter committer(
+        storage, commit_options,
+        [&metrics](std::size_t b, std::size_t o, double s) { metrics.committed(b, o, s); });
     ServiceOptions service_options;
     service_options.catch_up_batch_ops = config.catch_up_batch_ops;
     SyncService service(storage, committer, metrics, service_options);

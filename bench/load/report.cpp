@@ -121,9 +121,8 @@ void print_server(std::ostream& out, const ServerFigures& s, double window_s) {
       << " ops accepted/s, " << fixed(get(d, "kithd_fanout_deliveries_total") / window_s)
       << " live batches/s\n";
   if (get(d, "kithd_send_flushes_total") > 0) {  // an older kithd has no such counter
-    out << "  messages sent: " << fixed(get(d, "kithd_messages_sent_total") / window_s)
-        << "/s in " << fixed(get(d, "kithd_send_flushes_total") / window_s)
-        << " socket writes/s ("
+    out << "  messages sent: " << fixed(get(d, "kithd_messages_sent_total") / window_s) << "/s in "
+        << fixed(get(d, "kithd_send_flushes_total") / window_s) << " socket writes/s ("
         << fixed(get(d, "kithd_messages_sent_total") / get(d, "kithd_send_flushes_total"), 2)
         << " per write)\n";
   }

@@ -257,7 +257,8 @@ SyncService::FanOut SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
     }
     if (readable.empty()) continue;
     for (const Section& s : readable) {
-      log_fetch(plan, FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
+      log_fetch(plan,
+                FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
     }
     metrics_.fanout_deliveries += 1;
     auto view = std::find_if(out.views.begin(), out.views.end(),

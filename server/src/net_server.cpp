@@ -181,8 +181,9 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     if (held_deliveries != nullptr) {
       return held_deliveries->hold(shared_from_this(), std::move(message));
     }
-    net::post(ws_.get_executor(),
-              [self = shared_from_this(), message = std::move(message)] { self->enqueue(message); });
+    net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
+      self->enqueue(message);
+    });
   }
   // On any thread: queues `messages` in order, in one turn of the strand.
   void deliver_all(std::vector<Encoded> messages) {

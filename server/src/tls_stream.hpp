@@ -192,8 +192,11 @@ class TlsStream {
       out_.resize(at + total);
       boost::asio::buffer_copy(boost::asio::buffer(out_.data() + at, total), buffers);
       if (gathering_) {
-        return run<true>([total](SSL*) { return tls_detail::Step{{}, {}, total, false}; },
-                         std::forward<Token>(token));
+        return run<true>(
+            [total](SSL*) {
+              return tls_detail::Step{{}, {}, total, false};
+            },
+            std::forward<Token>(token));
       }
       return run<true>(
           [this, total, sent = std::size_t{0}](SSL* ssl) mutable {
@@ -256,7 +259,7 @@ class TlsStream {
     return boost::asio::async_compose<Token, void(error_code)>(
         [this, phase = Phase::kStart](auto& self, error_code ec = {}) mutable {
           if (phase == Phase::kStart) {  // never complete inside the initiating call
-            release_out();  // gathered and never sent: the connection is ending
+            release_out();               // gathered and never sent: the connection is ending
             phase = Phase::kCloseNotify;
             return boost::asio::post(get_executor(), std::move(self));
           }
