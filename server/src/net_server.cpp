@@ -920,8 +920,14 @@ void Server::run() {
   s.listener->stop();
 
   // Every commit already queued finishes and queues its ack before sessions are closed.
+  // The acks this transaction's earlier dones delivered are held (deliver_together) until
+  // the dones end: they are handed to their sessions first, so that they are queued before the
+  // sessions' going-away close below.
   std::promise<void> flushed;
-  s.committer.submit(WriteBatch{}, [&flushed](const StorageError*) { flushed.set_value(); });
+  s.committer.submit(WriteBatch{}, [&flushed](const StorageError*) {
+    if (held_deliveries != nullptr) held_deliveries->release();
+    flushed.set_value();
+  });
   flushed.get_future().wait();
 
   std::vector<std::shared_ptr<WsSession>> open;
