@@ -11,9 +11,12 @@
 // Each id is kept as a 64-bit keyed hash (sync::keyed_id_hash: SipHash under a per-process
 // key, so a client cannot choose ids that collide). A collision costs one database look-up,
 // never a wrong answer. Open addressing, at most half full: 16-32 bytes per op of each plan in
-// memory. Not thread-safe: used under the plan's mutex.
+// memory. A plan with more ops than `max_ids` gives its set up (may_contain() is then always
+// true: every op is looked up, as before the set existed), which bounds one plan's share at
+// 32 MiB by default. Not thread-safe: used under the plan's mutex.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -23,12 +26,24 @@ namespace kith::server {
 
 class OpIdSet {
  public:
+  static constexpr std::size_t kDefaultMaxIds = std::size_t{1} << 21;
+
+  explicit OpIdSet(std::size_t max_ids = kDefaultMaxIds) : max_ids_(max_ids) {}
+
   void insert(const sync::OpId& id) {
+    if (gave_up_) return;
+    if (size_ >= max_ids_) {
+      gave_up_ = true;
+      std::vector<std::uint64_t>().swap(slots_);
+      size_ = 0;
+      return;
+    }
     if (2 * (size_ + 1) > slots_.size()) grow();
     if (place(fingerprint(id))) ++size_;
   }
   // False: no op with this id was inserted. True: one may have been.
   bool may_contain(const sync::OpId& id) const noexcept {
+    if (gave_up_) return true;
     if (slots_.empty()) return false;
     const std::uint64_t f = fingerprint(id);
     const std::size_t mask = slots_.size() - 1;
@@ -37,6 +52,7 @@ class OpIdSet {
       if (slots_[i] == 0) return false;
     }
   }
+  // Ids held; 0 once the set has given up.
   std::size_t size() const noexcept { return size_; }
 
  private:
@@ -63,6 +79,8 @@ class OpIdSet {
     }
   }
 
+  std::size_t max_ids_;
+  bool gave_up_ = false;              // more than max_ids_ were inserted
   std::vector<std::uint64_t> slots_;  // a power of two long, or empty
   std::size_t size_ = 0;
 };

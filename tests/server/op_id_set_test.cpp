@@ -23,6 +23,17 @@ TEST(OpIdSet, HoldsEveryIdInsertedAndRarelyClaimsAnother) {
   EXPECT_EQ(claimed, 0);  // 64-bit keyed hashes: a false "maybe" is a 1 in 2^40 event here
 }
 
+// Past its limit the set holds nothing and answers "maybe" for every id: each op is then
+// looked up in storage, as before the set existed.
+TEST(OpIdSet, PastItsLimitItGivesUpAndClaimsEveryId) {
+  OpIdSet set(100);
+  for (int i = 0; i < 100; ++i) set.insert(sync::OpId::random());
+  EXPECT_FALSE(set.may_contain(sync::OpId::random()));
+  set.insert(sync::OpId::random());
+  EXPECT_EQ(set.size(), 0u);
+  EXPECT_TRUE(set.may_contain(sync::OpId::random()));
+}
+
 TEST(OpIdSet, EmptySetHoldsNothing) {
   OpIdSet set;
   EXPECT_FALSE(set.may_contain(sync::OpId::random()));
