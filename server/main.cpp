@@ -73,9 +73,11 @@ int main(int argc, char** argv) {
         config.synchronous_full ? SqliteStorage::Options::Sync::kFull : SqliteStorage::Options::Sync::kNormal;
     options.read_connections = std::max(2u, config.threads);
     SqliteStorage storage(config.data / "kithd.db", options);
-    GroupCommitter committer(storage, {}, [&metrics](std::size_t b, std::size_t o, double s) {
-      metrics.committed(b, o, s);
-    });
+    GroupCommitter::Options commit_options;
+    commit_options.around_dones = Server::deliver_together;
+    GroupCommitter committer(
+        storage, commit_options,
+        [&metrics](std::size_t b, std::size_t o, double s) { metrics.committed(b, o, s); });
     ServiceOptions service_options;
     service_options.catch_up_batch_ops = config.catch_up_batch_ops;
     SyncService service(storage, committer, metrics, service_options);

@@ -246,16 +246,24 @@ std::map<pid_t, double> thread_cpu_seconds(pid_t pid) {
   return out;
 }
 
-std::uint64_t proc_storage_write_bytes(pid_t pid) {
+namespace {
+
+std::uint64_t proc_io_field(pid_t pid, const std::string& field) {
   if (pid <= 0) return 0;
   std::ifstream in("/proc/" + std::to_string(pid) + "/io");
   std::string key;
   std::uint64_t value = 0;
   while (in >> key >> value) {
-    if (key == "write_bytes:") return value;
+    if (key == field) return value;
   }
   return 0;
 }
+
+}  // namespace
+
+std::uint64_t proc_storage_write_bytes(pid_t pid) { return proc_io_field(pid, "write_bytes:"); }
+
+std::uint64_t proc_write_syscalls(pid_t pid) { return proc_io_field(pid, "syscw:"); }
 
 double self_cpu_seconds() {
   rusage ru{};

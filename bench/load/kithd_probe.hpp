@@ -77,11 +77,14 @@ ProcStatus proc_status(pid_t pid);
 // utime + stime of PID from /proc/PID/stat, seconds.
 double proc_cpu_seconds(pid_t pid);
 // The same per thread (/proc/PID/task/TID/stat), by thread id: creation order for kithd's
-// threads (main, the group-commit writer, then the io threads).
+// threads (main, the WAL checkpointer, the group-commit writer, then the io threads).
 std::map<pid_t, double> thread_cpu_seconds(pid_t pid);
 // Bytes PID has caused to be written to storage (/proc/PID/io write_bytes: its database and
 // WAL writes, counted when it dirties the page cache); 0 when unreadable.
 std::uint64_t proc_storage_write_bytes(pid_t pid);
+// write(2)-family system calls PID has made (/proc/PID/io syscw: socket writes, database and WAL
+// writes, and the event loop's wake-ups); 0 when unreadable.
+std::uint64_t proc_write_syscalls(pid_t pid);
 // This process's user + system CPU time, seconds.
 double self_cpu_seconds();
 // The whole machine's CPU time from /proc/stat, seconds: with the two above, what other

@@ -82,6 +82,9 @@ nlohmann::json server_json(const ServerFigures& s, double window_s) {
   j["load_average_1m"] = s.load_average;
   j["kithd_thread_cores"] = s.thread_cores;
   j["kithd_storage_write_mb_per_s"] = s.storage_write_mb_per_s;
+  j["kithd_write_syscalls_per_s"] = s.write_syscalls_per_s;
+  j["metrics_messages_sent"] = get(d, "kithd_messages_sent_total");
+  j["metrics_send_flushes"] = get(d, "kithd_send_flushes_total");
   j["commit_busy_fraction"] = get(d, "kithd_commit_seconds_sum") / std::max(1e-9, window_s);
   j["metrics_ops_accepted"] = get(d, "kithd_ops_accepted_total");
   j["metrics_fanout_deliveries"] = get(d, "kithd_fanout_deliveries_total");
@@ -109,7 +112,7 @@ void print_server(std::ostream& out, const ServerFigures& s, double window_s) {
       << ", irq+softirq " << fixed(s.interrupt_cores, 2) << ", steal " << fixed(s.steal_cores, 2)
       << " (cores, of 2); load average " << fixed(s.load_average, 2) << "\n";
   if (!s.thread_cores.empty()) {
-    out << "  kithd threads, in creation order (main, commit writer, io...):";
+    out << "  kithd threads, in creation order (main, WAL checkpointer, commit writer, io...):";
     for (double c : s.thread_cores) out << " " << fixed(c, 2);
     out << " cores\n";
   }
@@ -117,6 +120,12 @@ void print_server(std::ostream& out, const ServerFigures& s, double window_s) {
   out << "  /metrics in the window: " << fixed(get(d, "kithd_ops_accepted_total") / window_s)
       << " ops accepted/s, " << fixed(get(d, "kithd_fanout_deliveries_total") / window_s)
       << " live batches/s\n";
+  if (get(d, "kithd_send_flushes_total") > 0) {  // an older kithd has no such counter
+    out << "  messages sent: " << fixed(get(d, "kithd_messages_sent_total") / window_s) << "/s in "
+        << fixed(get(d, "kithd_send_flushes_total") / window_s) << " socket writes/s ("
+        << fixed(get(d, "kithd_messages_sent_total") / get(d, "kithd_send_flushes_total"), 2)
+        << " per write)\n";
+  }
   out << "  group commits: " << fixed(get(d, "kithd_commit_batch_requests_count"), 0)
       << " in the window; the writer spent " << fixed(get(d, "kithd_commit_seconds_sum") / window_s * 100)
       << "% of the window committing\n";
@@ -202,6 +211,9 @@ void print(std::ostream& out, const TrafficResult& r) {
     out << "  kithd wrote " << fixed(r.server.storage_write_mb_per_s) << " MB/s to storage ("
         << fixed(r.server.storage_write_mb_per_s * 1e3 / r.pushes_per_s, 1)
         << " KB per acked push: database and WAL pages)\n";
+    out << "  kithd write syscalls: " << fixed(r.server.write_syscalls_per_s) << "/s ("
+        << fixed(r.server.write_syscalls_per_s / r.pushes_per_s, 2)
+        << " per acked push: sockets, database, wake-ups)\n";
     const double us = r.server.cpu_cores / r.pushes_per_s * 1e6;
     out << "  kithd CPU per acked push: " << fixed(us, 1) << " us ("
         << fixed(r.server.cpu_cores / r.ops_per_s * 1e6, 2) << " us per op); with both cores "

@@ -49,6 +49,7 @@ struct ServerFigures {
   double load_average = 0;      // 1-minute, at the window's end
   std::vector<double> thread_cores;  // kithd per thread, by thread id (creation order)
   double storage_write_mb_per_s = 0;  // /proc/PID/io write_bytes over the window
+  double write_syscalls_per_s = 0;    // /proc/PID/io syscw over the window
   Metrics delta;                // /metrics at the window's end minus at its start
 };
 

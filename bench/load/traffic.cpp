@@ -52,6 +52,7 @@ struct Snapshot {
   MachineCpu machine;
   std::map<pid_t, double> server_threads;
   std::uint64_t server_write_bytes = 0;
+  std::uint64_t server_write_syscalls = 0;
   Metrics metrics;
 };
 
@@ -152,6 +153,8 @@ class TrafficRun {
     }
     f.storage_write_mb_per_s =
         static_cast<double>(b.server_write_bytes - a.server_write_bytes) / w / 1e6;
+    f.write_syscalls_per_s =
+        static_cast<double>(b.server_write_syscalls - a.server_write_syscalls) / w;
     f.delta = metrics_delta(a.metrics, b.metrics);
   }
 
@@ -318,6 +321,7 @@ class TrafficRun {
     s.machine = machine_cpu_seconds();
     s.server_threads = thread_cpu_seconds(kithd_.pid());
     s.server_write_bytes = proc_storage_write_bytes(kithd_.pid());
+    s.server_write_syscalls = proc_write_syscalls(kithd_.pid());
     if (with_metrics) s.metrics = scrape_metrics(kithd_.address());
     return s;
   }

@@ -241,52 +241,81 @@ SyncService::Deliveries SyncService::to_subscribers(Plan& p,
                                                     const kith::v1::ServerMessage& message,
                                                     const std::function<bool(const Who&)>& want) {
   Deliveries out;
+  Encoded bytes;  // serialized once, for the first subscriber that wants it
   for (const auto& sub : p.subscribers) {
     if (!sub.live || !want(sub.who)) continue;
-    if (auto peer = sub.peer.lock()) out.emplace_back(std::move(peer), message);
+    auto peer = sub.peer.lock();
+    if (!peer) continue;
+    if (!bytes) bytes = encode(message);
+    out.emplace_back(std::move(peer), bytes);
   }
   return out;
 }
 
-SyncService::Deliveries SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
-                                                 const DeviceId& from,
-                                                 const std::vector<StoredOp>& ops,
-                                                 const std::vector<StoredHead>& heads) {
+SyncService::FanOut SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
+                                             const DeviceId& from,
+                                             const std::vector<StoredOp>& ops) {
   Plan& p = *plan;
-  Deliveries out;
-  if (!p.log) return out;
+  FanOut out;
+  if (!p.log || ops.empty()) return out;
   const std::uint64_t now = options_.now_ms();
+  std::vector<Section> touched;  // the push's sections, sorted
+  for (const StoredOp& op : ops) touched.push_back(op.section);
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& sub : p.subscribers) {
     if (!sub.live || sub.who.device == from) continue;
     auto peer = sub.peer.lock();
     if (!peer) continue;
+    std::vector<Section> readable;
+    for (const Section& s : touched) {
+      if (p.log->permission(sub.who.account, s, {}, now) >= Permission::kRead) {
+        readable.push_back(s);
+      }
+    }
+    if (readable.empty()) continue;
+    for (const Section& s : readable) {
+      log_fetch(plan,
+                FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
+    }
+    metrics_.fanout_deliveries += 1;
+    auto view = std::find_if(out.views.begin(), out.views.end(),
+                             [&](const FanOut::View& v) { return v.sections == readable; });
+    if (view == out.views.end()) {
+      out.views.push_back(FanOut::View{std::move(readable), {}});
+      view = std::prev(out.views.end());
+    }
+    view->peers.push_back(std::move(peer));
+  }
+  return out;
+}
+
+void SyncService::send_ops(const PlanId& plan, const std::vector<StoredOp>& ops,
+                           const std::vector<StoredHead>& heads, const FanOut& fan_out) {
+  for (const FanOut::View& view : fan_out.views) {
+    auto reads = [&](const Section& s) {
+      return std::binary_search(view.sections.begin(), view.sections.end(), s);
+    };
     kith::v1::ServerMessage m;
     auto* b = m.mutable_ops_batch();
-    b->set_plan_id(as_string(p.id.bytes()));
-    std::set<Section> sent;
+    b->set_plan_id(as_string(plan.bytes()));
     for (const StoredOp& op : ops) {
-      if (p.log->permission(sub.who.account, op.section, {}, now) < Permission::kRead) continue;
+      if (!reads(op.section)) continue;
       auto* d = b->add_ops();
       d->set_server_seq(op.seq);
       d->mutable_op()->set_header(as_string(op.header));
       d->mutable_op()->set_body(as_string(op.body));
-      sent.insert(op.section);
     }
-    if (sent.empty()) continue;
     for (const StoredHead& h : heads) {
-      if (!sent.count(h.section)) continue;
+      if (!reads(h.section)) continue;
       auto* wh = b->add_heads();
       wh->set_head(as_string(h.head));
       wh->set_signature(std::string(h.signature.begin(), h.signature.end()));
     }
     b->set_up_to_seq(ops.back().seq);
-    for (const Section& s : sent) {
-      log_fetch(plan, FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
-    }
-    metrics_.fanout_deliveries += 1;
-    out.emplace_back(std::move(peer), std::move(m));
+    const Encoded bytes = encode(m);
+    for (const auto& peer : view.peers) peer->deliver_encoded(bytes);
   }
-  return out;
 }
 
 void SyncService::log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& record) {
@@ -317,8 +346,14 @@ void SyncService::log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& r
 }
 
 void SyncService::send(Deliveries& out) {
-  for (auto& [peer, message] : out) peer->deliver(std::move(message));
+  for (auto& [peer, message] : out) peer->deliver_encoded(std::move(message));
   out.clear();
+}
+
+Encoded encode(const kith::v1::ServerMessage& message) {
+  auto bytes = std::make_shared<std::string>();
+  message.SerializeToString(bytes.get());
+  return bytes;
 }
 
 void SyncService::unsubscribe(const Peer& peer, const PlanId& id) {

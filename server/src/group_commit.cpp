@@ -140,8 +140,15 @@ void GroupCommitter::commit_group(std::vector<WriteBatch>& batches, std::vector<
   // The batches' memory goes before the callbacks run; they only need the outcome.
   batches.clear();
   const StorageError* outcome = error ? &*error : nullptr;
-  for (const Done& done : dones) {
-    if (done) call_quietly(done, outcome);
+  const auto run_dones = [&] {
+    for (const Done& done : dones) {
+      if (done) call_quietly(done, outcome);
+    }
+  };
+  if (options_.around_dones) {
+    call_quietly(options_.around_dones, run_dones);
+  } else {
+    run_dones();
   }
 }
 

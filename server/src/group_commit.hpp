@@ -42,6 +42,10 @@ class GroupCommitter {
     // and the time the database's write lock is held.
     std::size_t max_batches_per_commit = 4096;
     std::size_t max_ops_per_commit = 10000;
+    // Runs the `done`s of one transaction: it is handed a function that calls them all, and
+    // must call it once. Empty: they are called as they are. kithd wraps them in
+    // Server::deliver_together, so that what they send reaches each connection at once.
+    std::function<void(const std::function<void()>& run_dones)> around_dones;
   };
   // nullptr: the batch is durable. Otherwise why it was not stored: nothing of it was.
   using Done = std::function<void(const StorageError* error)>;

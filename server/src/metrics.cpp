@@ -89,6 +89,11 @@ std::string Metrics::render() const {
           fanout_deliveries.load());
   counter(out, "kithd_catch_up_bytes_total", "Bytes of catch-up messages sent.",
           catch_up_bytes.load());
+  counter(out, "kithd_messages_sent_total", "WebSocket messages written to connections.",
+          messages_sent.load());
+  counter(out, "kithd_send_flushes_total",
+          "Socket writes that sent queued messages (messages queued together share one).",
+          send_flushes.load());
   commit_batches_.render(out, "kithd_commit_batch_requests",
                          "Requests carried by one group commit.");
   commit_ops_.render(out, "kithd_commit_batch_ops", "Ops carried by one group commit.");

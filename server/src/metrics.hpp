@@ -38,6 +38,10 @@ class Metrics {
   std::atomic<std::uint64_t> sessions_authenticated{0};
   std::atomic<std::uint64_t> ops_accepted{0};
   std::atomic<std::uint64_t> fanout_deliveries{0};
+  // WebSocket messages sessions wrote, and the TLS writes that sent them (several small
+  // messages queued together go out in one write; see net_server.cpp).
+  std::atomic<std::uint64_t> messages_sent{0};
+  std::atomic<std::uint64_t> send_flushes{0};
   std::atomic<std::uint64_t> catch_up_bytes{0};
   std::atomic<std::uint64_t> membership_entries_accepted{0};
   std::atomic<std::uint64_t> envelopes_accepted{0};

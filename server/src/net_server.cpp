@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/identity.hpp"
@@ -42,6 +43,11 @@ namespace {
 
 constexpr char kExporterLabel[] = "EXPORTER-kith-v1-auth-challenge";
 constexpr std::size_t kLowWater = 1024 * 1024;  // catch-up refills the queue below this
+// Queued messages are gathered into one TLS write up to about this many bytes: one full TLS
+// record, so a batch costs one record and one write(2).
+constexpr std::size_t kGatherBytes = 16 * 1024;
+// Server::deliver_together hands its messages over early once it holds this many.
+constexpr std::size_t kMaxHeldMessages = 256;
 
 std::uint64_t now_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -97,6 +103,17 @@ http::response<http::string_body> reply(const http::request<Body>& req, http::st
 }  // namespace
 
 class WsSession;
+
+// The messages Server::deliver_together holds on its thread, per session, in delivery order.
+struct HeldDeliveries {
+  std::vector<std::pair<std::shared_ptr<WsSession>, std::vector<Encoded>>> sessions;
+  std::unordered_map<const WsSession*, std::size_t> index;  // into `sessions`
+  std::size_t messages = 0;
+
+  void hold(std::shared_ptr<WsSession> session, Encoded message);
+  void release();  // posts each session's messages to its strand, all in one handler
+};
+thread_local HeldDeliveries* held_deliveries = nullptr;
 
 // What every session shares.
 struct Shared {
@@ -160,10 +177,19 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   }
 
   // Peer
-  void deliver(kith::v1::ServerMessage message) override {
-    auto bytes = std::make_shared<std::string>();
-    message.SerializeToString(bytes.get());
-    net::post(ws_.get_executor(), [self = shared_from_this(), bytes] { self->enqueue(bytes); });
+  void deliver_encoded(Encoded message) override {
+    if (held_deliveries != nullptr) {
+      return held_deliveries->hold(shared_from_this(), std::move(message));
+    }
+    net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
+      self->enqueue(message);
+    });
+  }
+  // On any thread: queues `messages` in order, in one turn of the strand.
+  void deliver_all(std::vector<Encoded> messages) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), messages = std::move(messages)] {
+      for (const Encoded& m : messages) self->enqueue(m);
+    });
   }
   const Who& who() const noexcept override { return who_; }
 
@@ -416,16 +442,13 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     send(sync::wire::make_error(rid, code, message));
   }
 
-  void send(const kith::v1::ServerMessage& m) {
-    auto bytes = std::make_shared<std::string>();
-    m.SerializeToString(bytes.get());
-    enqueue(bytes);
-  }
+  void send(const kith::v1::ServerMessage& m) { enqueue(encode(m)); }
 
   // On the strand.
-  void enqueue(const std::shared_ptr<std::string>& bytes) {
+  void enqueue(const Encoded& bytes) {
     if (closing_ || closed_) return;
-    if (queued_bytes_ + bytes->size() > shared_->config.max_pending_send_bytes) {
+    const std::size_t pending = queued_bytes_ + ws_.next_layer().gathered();
+    if (pending + bytes->size() > shared_->config.max_pending_send_bytes) {
       return slow_reader();
     }
     queued_bytes_ += bytes->size();
@@ -452,14 +475,27 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     }
   }
 
+  // Under load, acks and deliveries queue up faster than one write each can send them. A
+  // message with another behind it is gathered (TlsStream::gather_writes) while what is
+  // gathered fits one TLS record; the last one queued, or the one that fills the record, sends
+  // them all. Nothing waits for more to arrive: an idle connection's single message goes at
+  // once, and the order on the wire is the queue's.
   void do_write() {
     writing_ = true;
+    TlsStream& tls = ws_.next_layer();
+    const std::size_t frame = queue_.front()->size() + 14;  // a server frame's header is <= 10
+    const bool gather = queue_.size() > 1 && !closing_ &&
+                        tls.gathered() + frame + queue_[1]->size() + 14 <= kGatherBytes;
+    tls.gather_writes(gather);
+    if (!gather) shared_->metrics.send_flushes += 1;
+    shared_->metrics.messages_sent += 1;
     ws_.async_write(net::buffer(*queue_.front()),
                     beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
   }
 
   void on_write(beast::error_code ec, std::size_t) {
     writing_ = false;
+    ws_.next_layer().gather_writes(false);
     queued_bytes_ -= queue_.front()->size();
     queue_.pop_front();
     if (ec) {
@@ -482,8 +518,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
     auto err = sync::wire::make_error(0, ErrorCode::SLOW_READER,
                                       "the connection did not read fast enough and is closed; "
                                       "reconnect and subscribe with your cursor");
-    auto bytes = std::make_shared<std::string>();
-    err.SerializeToString(bytes.get());
+    auto bytes = encode(err);
     queue_.push_back(bytes);
     queued_bytes_ += bytes->size();
     begin_close(websocket::close_code::policy_error, "SLOW_READER: the client did not read");
@@ -521,7 +556,7 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   std::string peer_;
   net::steady_timer kill_timer_;
   beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<std::string>> queue_;
+  std::deque<Encoded> queue_;  // shared with the other receivers of a live batch
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;
@@ -539,6 +574,34 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
   std::chrono::steady_clock::time_point last_refill_;
   unsigned strikes_ = 0;
 };
+
+void HeldDeliveries::hold(std::shared_ptr<WsSession> session, Encoded message) {
+  auto [at, fresh] = index.try_emplace(session.get(), sessions.size());
+  if (fresh) sessions.emplace_back(std::move(session), std::vector<Encoded>{});
+  sessions[at->second].second.push_back(std::move(message));
+  if (++messages >= kMaxHeldMessages) release();
+}
+
+void HeldDeliveries::release() {
+  for (auto& [session, messages_of] : sessions) session->deliver_all(std::move(messages_of));
+  sessions.clear();
+  index.clear();
+  messages = 0;
+}
+
+void Server::deliver_together(const std::function<void()>& run) {
+  HeldDeliveries held;
+  held_deliveries = &held;
+  try {
+    run();
+  } catch (...) {
+    held_deliveries = nullptr;
+    held.release();
+    throw;
+  }
+  held_deliveries = nullptr;
+  held.release();
+}
 
 // --- HTTPS: TLS handshake, routing, /healthz and /metrics ------------------------------------
 
@@ -857,8 +920,14 @@ void Server::run() {
   s.listener->stop();
 
   // Every commit already queued finishes and queues its ack before sessions are closed.
+  // The acks this transaction's earlier dones delivered are held (deliver_together) until
+  // the dones end: they are handed to their sessions first, so that they are queued before the
+  // sessions' going-away close below.
   std::promise<void> flushed;
-  s.committer.submit(WriteBatch{}, [&flushed](const StorageError*) { flushed.set_value(); });
+  s.committer.submit(WriteBatch{}, [&flushed](const StorageError*) {
+    if (held_deliveries != nullptr) held_deliveries->release();
+    flushed.set_value();
+  });
   flushed.get_future().wait();
 
   std::vector<std::shared_ptr<WsSession>> open;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "config.hpp"
@@ -31,6 +32,13 @@ class Server {
 
   std::uint16_t port() const noexcept;
   void run();
+
+  // Runs `run`. What it delivers to connections on this thread (Peer::deliver) is held and
+  // handed to each connection at once, in order, when it returns (or after every 256 messages),
+  // so that a group commit's acks and live batches reach a connection in one turn of its strand
+  // and share TLS records and write(2)s. For GroupCommitter::Options::around_dones. Not
+  // reentrant.
+  static void deliver_together(const std::function<void()>& run);
 
  private:
   struct Impl;

@@ -387,6 +387,12 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
       }
     }
     out.sections = checksums(db, plan, out.last_seq);
+    {
+      // ops_by_op_id alone (it covers the query): no op row is read.
+      ScopedStatement q = db.query("SELECT op_id FROM ops WHERE plan_id = ?1");
+      q->bind(1, plan.bytes());
+      while (q->step()) out.op_ids.push_back(Row(*q, path_).id<OpId>(0, "op id"));
+    }
     return out;
   });
 }

@@ -140,6 +140,7 @@ struct PlanSnapshot {
   // (a revocation or rotation whose cut-off is behind what is stored) is refused.
   std::map<ChainKey, Bytes> tip_headers;
   std::map<Section, SectionChecksum> sections;                              // at last_seq
+  std::vector<OpId> op_ids;  // of every op stored, in no particular order
 };
 
 class Storage {

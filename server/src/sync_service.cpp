@@ -108,6 +108,7 @@ void SyncService::ensure_loaded(Plan& p) {
   p.tips.clear();
   p.sections.clear();
   p.pending.clear();
+  p.stored_ops = OpIdSet{};
   if (snap) {
     sync::MembershipLog log(p.id);
     for (const Bytes& e : snap->membership) {
@@ -127,6 +128,7 @@ void SyncService::ensure_loaded(Plan& p) {
       p.tips.emplace(key, std::move(t));
     }
     p.sections = std::move(snap->sections);
+    for (const OpId& op : snap->op_ids) p.stored_ops.insert(op);
     p.assigned_seq = p.committed_seq = snap->last_seq;
   } else {
     p.assigned_seq = p.committed_seq = 0;
@@ -207,7 +209,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     } else if (auto f = fresh_index.find(h.op_id); f != fresh_index.end()) {
       const NewOp& n = fresh[f->second];
       existing = OpRef{0, n.header.section, n.header.author, n.header.author_seq, n.hash};
-    } else {
+    } else if (p->stored_ops.may_contain(h.op_id)) {  // else certainly new: no read
       existing = storage_.find_op(p->id, h.op_id);
     }
     if (existing) {
@@ -367,20 +369,21 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     if (error) {
       return storage_failed(p, *error, weak, ack.request_id(), "ops", generation);
     }
-    Deliveries out;
+    FanOut out;
     {
       // One critical section for the new high-water mark and the choice of recipients, so a
       // catch-up going live at the same moment gets these ops exactly once.
       std::lock_guard l(p->mu);
       for (const StoredOp& s : *ops_copy) {
         p->pending.erase(s.op_id);
+        p->stored_ops.insert(s.op_id);
         p->committed_seq = std::max(p->committed_seq, s.seq);
       }
-      if (!ops_copy->empty()) out = fan_out_ops(p, from, *ops_copy, heads);
+      out = fan_out_ops(p, from, *ops_copy);
     }
     metrics_.ops_accepted += accepted;
-    if (auto peer_now = weak.lock()) peer_now->deliver(std::move(ack));
-    send(out);
+    if (auto peer_now = weak.lock()) peer_now->deliver(ack);
+    send_ops(p->id, *ops_copy, heads, out);
   }, still_valid(p));
 }
 

@@ -55,13 +55,20 @@ class Refusal : public std::runtime_error {
   std::string op_id_;
 };
 
+// A ServerMessage serialized once, shared by every connection it is queued on (a live batch
+// goes to every device whose view of the push is the same).
+using Encoded = std::shared_ptr<const std::string>;
+Encoded encode(const kith::v1::ServerMessage& message);
+
 // A connected, authenticated device as the service sees it.
 class Peer {
  public:
   virtual ~Peer() = default;
-  // Queues a message for the device. Thread-safe; never blocks.
-  virtual void deliver(kith::v1::ServerMessage message) = 0;
+  // Queues an encoded message for the device. Thread-safe; never blocks.
+  virtual void deliver_encoded(Encoded message) = 0;
   virtual const Who& who() const noexcept = 0;
+  // Encodes `message` and queues it.
+  void deliver(const kith::v1::ServerMessage& message) { deliver_encoded(encode(message)); }
 };
 
 class CatchUp;
@@ -122,11 +129,23 @@ class SyncService {
   // With plans_mu_ held: drops the plans nobody uses (see plan()).
   void sweep_idle_plans();
   void ensure_loaded(Plan& p);
-  using Deliveries = std::vector<std::pair<std::shared_ptr<Peer>, kith::v1::ServerMessage>>;
-  // With p.mu held: the live batches for every subscriber that may read some of `ops` (fetch
-  // log records are queued). Sent with send() after the mutex is released.
-  Deliveries fan_out_ops(const std::shared_ptr<Plan>& p, const DeviceId& from,
-                         const std::vector<StoredOp>& ops, const std::vector<StoredHead>& heads);
+  using Deliveries = std::vector<std::pair<std::shared_ptr<Peer>, Encoded>>;
+  // Who gets which part of a push's ops: subscribers grouped by the sections of it they may
+  // read, so that each group's batch is built and serialized once.
+  struct FanOut {
+    struct View {
+      std::vector<Section> sections;  // sorted
+      std::vector<std::shared_ptr<Peer>> peers;
+    };
+    std::vector<View> views;
+  };
+  // With p.mu held: the recipients of `ops` among the live subscribers (fetch log records are
+  // queued). Sent with send_ops() after the mutex is released.
+  FanOut fan_out_ops(const std::shared_ptr<Plan>& p, const DeviceId& from,
+                     const std::vector<StoredOp>& ops);
+  // Builds each view's live batch once and queues it for every peer of the view.
+  static void send_ops(const PlanId& plan, const std::vector<StoredOp>& ops,
+                       const std::vector<StoredHead>& heads, const FanOut& fan_out);
   // With p->mu held: writes `record` to the fetch log with the plan's next group commit, merged
   // with the records of the same device, section and kind that wait for it.
   void log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& record);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kith/sync/membership.hpp"
+#include "op_id_set.hpp"
 #include "sync_service.hpp"
 
 namespace kith::server {
@@ -50,6 +51,7 @@ struct SyncService::Plan {
   std::map<ChainKey, ChainTip> tips;
   std::map<Section, SectionChecksum> sections;  // at assigned_seq
   std::unordered_map<OpId, OpRef, sync::IdHash> pending;  // handed out, not yet durable
+  OpIdSet stored_ops;  // every op id durable (committed_seq and before)
   std::vector<Subscriber> subscribers;
   // Fetch-log records not yet handed to the committer, one per device, section and kind: a
   // later delivery of the same section to the same device only raises up_to_seq and at_ms.

@@ -13,6 +13,15 @@
 // waits for the socket to become readable or writable (socket::async_wait) and calls it again.
 // Nothing completes inside the initiating call: a result known at once is posted.
 //
+// Write gathering: under load a session has several small messages queued (acks, deliveries),
+// and one TLS record and one write(2) each would cost a syscall, a record's header and tag, and
+// an AEAD call per message. While gather_writes(true) is set, a write only appends its bytes to
+// the stream's outbound buffer and completes; the next write made with gathering off appends its
+// own bytes too and sends everything in as few records (16 KiB each) and write(2)s as OpenSSL
+// allows. The bytes go out in the order they were written, whoever wrote them: Beast's own
+// control frames (pong, close) written meanwhile are gathered behind the messages before them.
+// Beast's WebSocket write lock covers every write and the teardown, so no two of them overlap.
+//
 // Rules: one read and one write may be outstanding at once (Beast's WebSocket does that), from
 // one strand; the socket's executor must be that strand, since OpenSSL's SSL object is not
 // thread-safe. Closing the socket (a deadline, Beast's timeouts) aborts every pending op with
@@ -121,7 +130,9 @@ class TlsStream {
   TlsStream(TlsStream&& other) noexcept
       : socket_(std::move(other.socket_)),
         ssl_(std::exchange(other.ssl_, nullptr)),
-        broken_(other.broken_) {}
+        broken_(other.broken_),
+        gathering_(other.gathering_),
+        out_(std::move(other.out_)) {}
   TlsStream& operator=(TlsStream&&) = delete;
   TlsStream(const TlsStream&) = delete;
   ~TlsStream() {
@@ -163,13 +174,53 @@ class TlsStream {
     }, std::forward<Token>(token));
   }
 
-  // Writes up to one TLS record. Several buffers (a WebSocket frame header and its payload) are
-  // gathered into one record rather than sent as a record each. Completion: void(error_code,
-  // std::size_t).
+  // While on, writes are gathered (see the top of this file). The caller turns it off for the
+  // write that should send what was gathered; nothing is sent before that write.
+  void gather_writes(bool on) noexcept { gathering_ = on; }
+  // Bytes gathered and not yet sent.
+  std::size_t gathered() const noexcept { return out_.size(); }
+
+  // Gathering: appends every byte and completes. Otherwise, with nothing gathered: writes up to
+  // one TLS record, several buffers (a WebSocket frame header and its payload) gathered into one
+  // record rather than sent as a record each. With bytes gathered: appends, then sends them all
+  // and completes with the size of `buffers`. Completion: void(error_code, std::size_t).
   template <class ConstBuffers, class Token>
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    constexpr std::size_t kRecord = 16 * 1024;
     const std::size_t total = boost::asio::buffer_size(buffers);
+    if (gathering_ || !out_.empty()) {
+      const std::size_t at = out_.size();
+      out_.resize(at + total);
+      boost::asio::buffer_copy(boost::asio::buffer(out_.data() + at, total), buffers);
+      if (gathering_) {
+        return run<true>(
+            [total](SSL*) {
+              return tls_detail::Step{{}, {}, total, false};
+            },
+            std::forward<Token>(token));
+      }
+      return run<true>(
+          [this, total, sent = std::size_t{0}](SSL* ssl) mutable {
+            tls_detail::Step s;
+            while (sent < out_.size()) {
+              std::size_t n = 0;
+              ERR_clear_error();
+              // The buffer may have moved since a retry began (SSL_MODE_ACCEPT_MOVING_WRITE_
+              // BUFFER); its bytes from `sent` on have not.
+              const int r = SSL_write_ex(ssl, out_.data() + sent, out_.size() - sent, &n);
+              if (r != 1) {
+                s = tls_detail::failed(ssl, r);
+                if (s.want == tls_detail::Step::Want::kNothing) release_out();
+                return s;
+              }
+              sent += n;
+            }
+            release_out();
+            s.bytes = total;
+            return s;
+          },
+          std::forward<Token>(token));
+    }
+    constexpr std::size_t kRecord = 16 * 1024;
     boost::asio::const_buffer first;
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
          it != boost::asio::buffer_sequence_end(buffers); ++it) {
@@ -208,6 +259,7 @@ class TlsStream {
     return boost::asio::async_compose<Token, void(error_code)>(
         [this, phase = Phase::kStart](auto& self, error_code ec = {}) mutable {
           if (phase == Phase::kStart) {  // never complete inside the initiating call
+            release_out();               // gathered and never sent: the connection is ending
             phase = Phase::kCloseNotify;
             return boost::asio::post(get_executor(), std::move(self));
           }
@@ -249,6 +301,7 @@ class TlsStream {
 
   // The same, at once, without waiting for the socket (Beast's synchronous teardown).
   void shutdown_now() {
+    release_out();
     if (!broken_ && ssl_ != nullptr) {
       ERR_clear_error();
       SSL_shutdown(ssl_);
@@ -260,6 +313,12 @@ class TlsStream {
   void close_socket() {
     error_code ignored;
     socket_.close(ignored);
+  }
+
+  // An idle connection keeps no outbound buffer (see the top of this file).
+  void release_out() noexcept {
+    gathering_ = false;
+    std::vector<std::uint8_t>().swap(out_);
   }
 
   // Calls `attempt` until it needs nothing more from the socket, then completes with its
@@ -318,6 +377,8 @@ class TlsStream {
   socket_type socket_;
   SSL* ssl_ = nullptr;
   bool broken_ = false;
+  bool gathering_ = false;
+  std::vector<std::uint8_t> out_;  // gathered, not yet sent
 };
 
 // Beast's WebSocket close ends with a teardown of the next layer, found by argument-dependent

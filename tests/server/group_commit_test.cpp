@@ -119,6 +119,36 @@ TEST(GroupCommit, BatchesSubmittedDuringACommitGoIntoTheNextOne) {
   EXPECT_EQ(outcomes.order(), (std::vector<std::uint64_t>{1, 2, 3, 4}));
 }
 
+// kithd wraps each transaction's dones (Server::deliver_together), so that the messages they
+// send reach each connection together: the wrapper runs once per transaction, around all of
+// that transaction's dones and no other's.
+TEST(GroupCommit, AroundDonesWrapsEachTransactionsDonesOnce) {
+  GatedStorage storage;
+  Outcomes outcomes;
+  std::vector<std::vector<std::uint64_t>> wrapped;  // the dones run inside each wrapper call
+  bool inside = false;
+  GroupCommitter::Options options;
+  options.around_dones = [&](const std::function<void()>& run_dones) {
+    EXPECT_FALSE(inside);
+    inside = true;
+    const std::size_t before = outcomes.order().size();
+    run_dones();
+    const auto order = outcomes.order();
+    wrapped.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(before), order.end());
+    inside = false;
+  };
+  GroupCommitter committer(storage, options);
+  storage.close_gate();
+  committer.submit(tagged(1), outcomes.done_for(1));
+  storage.wait_until_held();
+  committer.submit(tagged(2), outcomes.done_for(2));
+  committer.submit(tagged(3), outcomes.done_for(3));
+  storage.open_gate();
+  committer.drain();
+  EXPECT_EQ(storage.commits(), (std::vector<std::vector<std::uint64_t>>{{1}, {2, 3}}));
+  EXPECT_EQ(wrapped, (std::vector<std::vector<std::uint64_t>>{{1}, {2, 3}}));
+}
+
 TEST(GroupCommit, ADeferredBatchIsMadeWhenItsTransactionStartsInItsPlaceInTheQueue) {
   GatedStorage storage;
   Outcomes outcomes;
@@ -149,7 +179,8 @@ TEST(GroupCommit, ADeferredBatchIsMadeWhenItsTransactionStartsInItsPlaceInTheQue
 TEST(GroupCommit, TransactionsRespectTheBatchAndOpLimits) {
   GatedStorage storage;
   Outcomes outcomes;
-  GroupCommitter committer(storage, {.max_batches_per_commit = 3, .max_ops_per_commit = 7});
+  GroupCommitter committer(
+      storage, {.max_batches_per_commit = 3, .max_ops_per_commit = 7, .around_dones = {}});
   storage.close_gate();
   committer.submit(tagged(1), outcomes.done_for(1));
   storage.wait_until_held();

@@ -15,6 +15,18 @@ std::chrono::milliseconds since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
 }
 
+// Sends the next op of one chain in `risk` (the ops in `sent` came before it), alone in a push,
+// without waiting for its answer. Returns the push's request id (++next_id).
+std::uint64_t push_next_risk_op(const Forge& f, client::Connection& conn,
+                                std::vector<sync::Op>& sent, std::uint64_t& next_id) {
+  const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
+  sent.push_back(f.op("risk", sent.size() + 1, prev));
+  auto m = f.push({sent.back()});
+  m.set_request_id(++next_id);
+  conn.send(m);
+  return next_id;
+}
+
 class UnthrottledKithd : public KithdTest {
   KithdOptions options() override {
     KithdOptions o;
@@ -34,12 +46,8 @@ TEST_F(UnthrottledKithd, AcknowledgedOpsSurviveKill9MidStream) {
   std::map<std::string, std::uint64_t> acked;      // op id -> server_seq
   std::uint64_t next_id = 1000;
   auto push_next = [&] {
-    const sync::OpHash prev = sent.empty() ? sync::OpHash{} : sent.back().hash();
-    sent.push_back(f.op("risk", sent.size() + 1, prev));
-    auto m = f.push({sent.back()});
-    m.set_request_id(++next_id);
-    in_flight[next_id] = str(sync::OpHeader::parse(sent.back().header).op_id.bytes());
-    conn.send(m);
+    const std::uint64_t id = push_next_risk_op(f, conn, sent, next_id);
+    in_flight[id] = str(sync::OpHeader::parse(sent.back().header).op_id.bytes());
   };
   auto take = [&](const kith::v1::ServerMessage& m) {
     if (!in_flight.count(m.request_id())) return;
@@ -112,6 +120,54 @@ TEST_F(UnthrottledKithd, AcknowledgedOpsSurviveKill9MidStream) {
     auto reply = owner->request(f.push({f.op("risk", sent.size() + 1, sent.back().hash())}));
     EXPECT_TRUE(reply.has_push_ack()) << reply.DebugString();
   }
+}
+
+// The uniqueness check of a pushed op reads from memory which op ids a plan holds (loaded from
+// the database with the plan): after kill -9 and a restart, every op sent again (a device that
+// never saw its ack retries the whole push) is acknowledged with its first sequence number and
+// stored once, whether or not it was acknowledged before the kill.
+TEST_F(UnthrottledKithd, OpsSentAgainAfterKill9AreAcknowledgedAgainNotStoredTwice) {
+  owner_with_plan();
+  auto f = forge(*owner);
+  std::vector<sync::Op> sent;
+  std::map<std::string, std::uint64_t> acked;  // op id -> server_seq
+  std::uint64_t next_id = 1000;
+  auto push_next = [&] { push_next_risk_op(f, *owner->conn, sent, next_id); };
+  auto take = [&](const kith::v1::ServerMessage& m) {
+    for (const auto& a : m.push_ack().acked()) acked[a.op_id()] = a.server_seq();
+  };
+  for (int i = 0; i < 60; ++i) push_next();
+  while (acked.size() < 60) {
+    auto m = owner->conn->receive(5s);
+    ASSERT_TRUE(m.has_value()) << acked.size() << " of 60 acknowledged";
+    take(*m);
+  }
+  for (int i = 0; i < 60; ++i) push_next();
+  server->kill9();  // with these in flight
+  try {
+    while (auto m = owner->conn->receive(1s)) take(*m);
+  } catch (const client::TransportError&) {
+  }
+  server->start();
+  owner->connect(*server);
+  const std::size_t stored_before = stored_ops();
+
+  // Everything again in one push, as a device that never saw its acks retries its outbox: the
+  // stored ops are repeats, the rest continue the chain (the head covers the last).
+  auto all = f.push(sent);
+  all.set_request_id(++next_id);
+  auto reply = owner->request(all);
+  ASSERT_TRUE(reply.has_push_ack()) << reply.DebugString();
+  std::map<std::string, std::uint64_t> again;
+  for (const auto& a : reply.push_ack().acked()) again[a.op_id()] = a.server_seq();
+  for (const auto& [id, seq] : acked) {
+    EXPECT_EQ(again[id], seq) << "an op acknowledged before the kill got another sequence number";
+  }
+  EXPECT_EQ(again.size(), sent.size());
+  EXPECT_EQ(stored_ops(), 1 + sent.size());  // the profile record and each op, once
+  EXPECT_GE(stored_before, 1 + acked.size());
+  std::cout << "[          ] " << acked.size() << " of " << sent.size()
+            << " acknowledged before kill -9; " << stored_before - 1 << " stored\n";
 }
 
 }  // namespace

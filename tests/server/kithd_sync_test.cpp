@@ -66,6 +66,64 @@ TEST_F(KithdTest, ADeviceThatMissed1000OpsCatchesUpInOrder) {
   EXPECT_EQ(nurse.engine->cursor(plan), raw.complete->server_seq());
 }
 
+// A Prometheus counter of /metrics, 0 if absent.
+std::uint64_t counter(const std::string& metrics, const std::string& name) {
+  const auto at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return 0;
+  return std::stoull(metrics.substr(at + name.size() + 2));
+}
+
+// Under load kithd gathers the acks and deliveries queued for a connection into shared socket
+// writes; each is still its own message, acks come after their commit in request order, and
+// deliveries come in sequence order, once each.
+TEST_F(KithdTest, PipelinedPushesAreAckedAndDeliveredInOrderThroughSharedWrites) {
+  owner_with_plan();
+  TestDevice nurse(dir.path(), "nurse");
+  nurse.connect(*server);
+  add_member(*owner, nurse, plan, {{sync::Section::parse("notes"), sync::Permission::kRead, 0}});
+  const std::string before =
+      https_request(server->port(), server->ca_file(), "GET", "/metrics").body;
+  auto f = forge(*owner);
+  const auto epoch = owner->engine->membership(plan).epoch(sync::Section::parse("notes"));
+  constexpr std::uint64_t kPushes = 150;  // within the connection's request burst (200)
+  sync::OpHash prev{};
+  std::vector<std::uint64_t> ids;
+  for (std::uint64_t i = 1; i <= kPushes; ++i) {  // all sent before any ack is read
+    auto op = f.op("notes", i, prev, epoch);
+    prev = op.hash();
+    auto m = f.push({op});
+    m.set_request_id(owner->next_request++);
+    ids.push_back(m.request_id());
+    owner->conn->send(m);
+  }
+  std::vector<std::uint64_t> acked_seq;
+  while (acked_seq.size() < kPushes) {
+    auto m = owner->conn->receive(10s);
+    ASSERT_TRUE(m) << "acks missing after " << acked_seq.size();
+    ASSERT_FALSE(m->has_error()) << m->DebugString();
+    if (!m->has_push_ack()) continue;
+    ASSERT_EQ(m->request_id(), ids[acked_seq.size()]) << "acks out of request order";
+    ASSERT_EQ(m->push_ack().acked_size(), 1);
+    acked_seq.push_back(m->push_ack().acked(0).server_seq());
+  }
+  for (std::size_t i = 1; i < acked_seq.size(); ++i) EXPECT_EQ(acked_seq[i], acked_seq[i - 1] + 1);
+  std::vector<std::uint64_t> delivered;
+  while (delivered.size() < kPushes) {
+    auto m = nurse.conn->receive(10s);
+    ASSERT_TRUE(m) << "deliveries missing after " << delivered.size();
+    for (const auto& d : m->ops_batch().ops()) delivered.push_back(d.server_seq());
+  }
+  EXPECT_EQ(delivered, acked_seq);  // every op once, in sequence order
+  const std::string after =
+      https_request(server->port(), server->ca_file(), "GET", "/metrics").body;
+  const auto messages =
+      counter(after, "kithd_messages_sent_total") - counter(before, "kithd_messages_sent_total");
+  const auto writes =
+      counter(after, "kithd_send_flushes_total") - counter(before, "kithd_send_flushes_total");
+  EXPECT_GE(messages, 2 * kPushes);
+  EXPECT_LT(writes, messages) << "no two queued messages shared a write";
+}
+
 TEST_F(KithdTest, RevokedMemberGetsNothingNew) {
   owner_with_plan();
   TestDevice nurse(dir.path(), "nurse");
@@ -134,33 +192,70 @@ TEST_F(RateLimitedKithd, FloodBeyondTheRateLimitIsRefused) {
 }
 
 class SmallQueueKithd : public KithdTest {
+ protected:
   KithdOptions options() override {
     KithdOptions o;
-    o.args = {"--max-pending-send-bytes", "65536"};
+    // Unthrottled: one test pushes as fast as acks come back.
+    o.args = {"--max-pending-send-bytes", "65536", "--requests-per-second", "100000"};
+    o.args.insert(o.args.end(), {"--request-burst", "1000000"});
     return o;
+  }
+
+  // A reader, subscribed and live, that never reads again.
+  std::unique_ptr<TestDevice> deaf_reader() {
+    auto reader = std::make_unique<TestDevice>(dir.path(), "reader");
+    reader->connect(*server);
+    add_member(*owner, *reader, plan,
+               {{sync::Section::parse("notes"), sync::Permission::kRead, 0}});
+    EXPECT_TRUE(raw_catch_up(*reader, plan, reader->engine->cursor(plan)).complete);
+    return reader;
+  }
+  // Whether kithd logged that it cut a slow reader off, waiting up to `wait` for it.
+  bool cut_off(std::chrono::milliseconds wait) {
+    return server->wait_for_log(
+        [](const nlohmann::json& l) {
+          return l.value("event", "") == "reject" && l.value("code", "") == "SLOW_READER";
+        },
+        wait).has_value();
   }
 };
 
 TEST_F(SmallQueueKithd, SlowReaderIsDisconnectedWithAReason) {
   owner_with_plan();
-  TestDevice reader(dir.path(), "reader");
-  reader.connect(*server);
-  add_member(*owner, reader, plan, {{sync::Section::parse("notes"), sync::Permission::kRead, 0}});
-  auto c = raw_catch_up(reader, plan, reader.engine->cursor(plan));  // now live; never read again
-  ASSERT_TRUE(c.complete);
+  auto reader = deaf_reader();
   const std::string text(12000, 'x');
-  for (int round = 0; round < 12; ++round) {
+  for (int round = 0; round < 12 && !cut_off(200ms); ++round) {
     for (int i = 0; i < 60; ++i) owner->engine->add_record(plan, "note", {{"text", text}});
     ASSERT_TRUE(owner->sync(plan).empty());
-    if (server->wait_for_log([](const nlohmann::json& l) {
-          return l.value("event", "") == "reject" && l.value("code", "") == "SLOW_READER";
-        }, 200ms)) {
-      break;
+  }
+  EXPECT_TRUE(cut_off(10s)) << server->log_tail();
+  EXPECT_EQ(https_request(server->port(), server->ca_file(), "GET", "/healthz").status, 200);
+}
+
+// Live batches of one small op each, pushed as fast as they are acknowledged: while the
+// reader's socket is full kithd gathers them many to a TLS record, and what it has gathered
+// counts towards the limit too.
+TEST_F(SmallQueueKithd, SlowReaderOfGatheredMessagesIsDisconnectedWithAReason) {
+  owner_with_plan();
+  auto reader = deaf_reader();
+  auto f = forge(*owner);
+  const auto epoch = owner->engine->membership(plan).epoch(sync::Section::parse("notes"));
+  sync::OpHash prev{};
+  std::uint64_t seq = 0;
+  for (int round = 0; round < 300 && !cut_off(1ms); ++round) {
+    for (int i = 0; i < 100; ++i) {
+      auto op = f.op("notes", ++seq, prev, epoch);
+      prev = op.hash();
+      auto m = f.push({op});
+      m.set_request_id(owner->next_request++);
+      owner->conn->send(m);
+    }
+    for (int i = 0; i < 100; ++i) {
+      auto m = owner->conn->receive(10s);
+      ASSERT_TRUE(m && m->has_push_ack()) << (m ? m->DebugString() : "no answer");
     }
   }
-  EXPECT_TRUE(server->wait_for_log([](const nlohmann::json& l) {
-    return l.value("event", "") == "reject" && l.value("code", "") == "SLOW_READER";
-  }, 10s)) << server->log_tail();
+  EXPECT_TRUE(cut_off(10s)) << "after " << seq << " ops\n" << server->log_tail();
   EXPECT_EQ(https_request(server->port(), server->ca_file(), "GET", "/healthz").status, 200);
 }
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -201,6 +202,11 @@ TEST_F(SqliteStorageTest, RoundTripsEveryKindOfRow) {
   EXPECT_EQ(snapshot->tip_headers.at(p1), b.ops[5].header);
   EXPECT_EQ(snapshot->sections.at(Section::parse("profile")).op_count, 3u);
   EXPECT_EQ(snapshot->sections.at(Section::parse("notes")).digest, b.ops[4].section_digest);
+  std::set<OpId> ids(snapshot->op_ids.begin(), snapshot->op_ids.end());
+  std::set<OpId> expected;
+  for (const auto& op : b.ops) expected.insert(op.op_id);
+  EXPECT_EQ(snapshot->op_ids.size(), b.ops.size());
+  EXPECT_EQ(ids, expected);
   EXPECT_FALSE(storage().load_plan(PlanId::random()));
 }
 

@@ -27,10 +27,13 @@ using kith::test::GatedStorage;
 class RecordingPeer : public Peer {
  public:
   explicit RecordingPeer(Who who) : who_(std::move(who)) {}
-  void deliver(kith::v1::ServerMessage m) override {
+  void deliver_encoded(Encoded bytes) override {
+    kith::v1::ServerMessage m;
+    EXPECT_TRUE(m.ParseFromString(*bytes));
     {
       std::lock_guard lock(mu_);
       got_.push_back(std::move(m));
+      encoded_.push_back(std::move(bytes));
     }
     cv_.notify_all();
   }
@@ -52,6 +55,15 @@ class RecordingPeer : public Peer {
     });
     return out;
   }
+  // The bytes of every live batch received, as delivered.
+  std::vector<Encoded> ops_batches() {
+    std::lock_guard lock(mu_);
+    std::vector<Encoded> out;
+    for (std::size_t i = 0; i < got_.size(); ++i) {
+      if (got_[i].has_ops_batch()) out.push_back(encoded_[i]);
+    }
+    return out;
+  }
   // The answer to `request_id`; fails the test if there is none within 10 s.
   kith::v1::ServerMessage answer(std::uint64_t request_id) {
     auto reply = wait_for([&](const auto& m) { return m.request_id() == request_id; });
@@ -64,6 +76,7 @@ class RecordingPeer : public Peer {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<kith::v1::ServerMessage> got_;
+  std::vector<Encoded> encoded_;  // got_[i] as delivered
 };
 
 // A service over SQLite (behind a GatedStorage) and owners whose plans are on it.
@@ -224,6 +237,71 @@ TEST_F(SyncServiceTest, SubscribedPlansStayAndKeepGettingLiveOps) {
   service->disconnected(*listener);
   for (const char* name : {"dan", "eve"}) others.push_back(owner_with_plan(name));
   EXPECT_LE(service->cached_plans(), 2u);  // mary's plan could go once nobody listened
+}
+
+// A live batch is built and serialized once for every device that may read the same part of
+// the push: Mary's phone and tablet are handed the very same bytes.
+TEST_F(SyncServiceTest, DevicesWithTheSameViewShareOneSerializedBatch) {
+  Owner mary = owner_with_plan("mary");
+  kith::test::TestDevice phone(dir.path(), "mary-phone", &mary.device->secrets().identity);
+  kith::test::TestDevice tablet(dir.path(), "mary-tablet", &mary.device->secrets().identity);
+  mary.device->engine->add_device(mary.plan, phone.engine->identity().certificate);
+  mary.device->engine->add_device(mary.plan, tablet.engine->identity().certificate);
+  for (const auto& m : mary.device->engine->pushes(mary.plan, false)) {
+    if (!m.has_push_membership()) continue;
+    service->push_membership(mary.peer, m.request_id(), m.push_membership());
+    ASSERT_TRUE(mary.peer->answer(m.request_id()).has_push_ack());
+  }
+  std::vector<std::shared_ptr<RecordingPeer>> listeners{peer_for(phone), peer_for(tablet)};
+  kith::v1::Subscribe sub;
+  sub.set_plan_id(std::string(mary.plan.bytes().begin(), mary.plan.bytes().end()));
+  for (auto& listener : listeners) {
+    auto catch_up = service->subscribe(listener, 20, sub);
+    while (catch_up->next()) {
+    }
+  }
+  kith::test::Forge forge = mary.forge();
+  service->push_ops(mary.peer, 21, forge.push({forge.op("notes", 1, sync::OpHash{})}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(21).has_push_ack());
+  for (auto& listener : listeners) {
+    ASSERT_TRUE(listener->wait_for([](const kith::v1::ServerMessage& m) {
+      return m.has_ops_batch() && m.ops_batch().ops_size() == 1;
+    })) << "a subscriber got no live op";
+  }
+  auto phone_got = listeners[0]->ops_batches();
+  auto tablet_got = listeners[1]->ops_batches();
+  ASSERT_EQ(phone_got.size(), 1u);
+  ASSERT_EQ(tablet_got.size(), 1u);
+  EXPECT_EQ(phone_got[0].get(), tablet_got[0].get());
+  EXPECT_TRUE(mary.peer->ops_batches().empty());  // nothing back to the device that pushed
+}
+
+// A pushed op whose id the plan does not hold is accepted without a database look-up (the
+// plan's op ids are in memory, loaded with it); a repeat is looked up, acknowledged with its
+// sequence number and not stored again, also after the plan was dropped and reloaded.
+TEST_F(SyncServiceTest, NewOpIdsAreCheckedInMemoryAndRepeatsInStorage) {
+  reset_service(cache_of(1));
+  Owner mary = owner_with_plan("mary");
+  kith::test::Forge forge = mary.forge();
+  const sync::Op first = forge.op("notes", 1, sync::OpHash{});
+  const sync::Op second = forge.op("notes", 2, first.hash());
+  const std::size_t before = storage.op_lookups();
+  service->push_ops(mary.peer, 10, forge.push({first}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(10).has_push_ack());
+  service->push_ops(mary.peer, 11, forge.push({second}).push_ops());
+  ASSERT_TRUE(mary.peer->answer(11).has_push_ack());
+  EXPECT_EQ(storage.op_lookups(), before);
+
+  std::vector<Owner> others;
+  for (const char* name : {"ann", "bob"}) others.push_back(owner_with_plan(name));
+  service->push_ops(mary.peer, 12, forge.push({first, second}).push_ops());  // reloaded
+  auto again = mary.peer->answer(12);
+  ASSERT_TRUE(again.has_push_ack()) << again.DebugString();
+  ASSERT_EQ(again.push_ack().acked_size(), 2);
+  EXPECT_EQ(again.push_ack().acked(0).server_seq(), 1u);
+  EXPECT_EQ(again.push_ack().acked(1).server_seq(), 2u);
+  EXPECT_EQ(storage.op_lookups(), before + 2);
+  EXPECT_EQ(stored(mary.plan, "notes").size(), 2u);
 }
 
 }  // namespace

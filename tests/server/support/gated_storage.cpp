@@ -67,6 +67,7 @@ std::optional<PlanSnapshot> GatedStorage::load_plan(const PlanId& plan) {
   return inner_->load_plan(plan);
 }
 std::optional<OpRef> GatedStorage::find_op(const PlanId& plan, const OpId& op) {
+  op_lookups_ += 1;
   return inner_->find_op(plan, op);
 }
 std::vector<StoredOp> GatedStorage::ops_after(const PlanId& plan, std::uint64_t after,

@@ -4,6 +4,7 @@
 // group, can fail the next commit, and passes everything on to a real storage when given one.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -30,6 +31,8 @@ class GatedStorage : public server::Storage {
 
   std::vector<std::vector<std::uint64_t>> commits();
   bool committed(std::uint64_t id);
+  // How many times find_op() was called.
+  std::size_t op_lookups() const noexcept { return op_lookups_; }
 
   void commit(std::span<const server::WriteBatch> batches) override;
   std::optional<server::PlanSnapshot> load_plan(const server::PlanId& plan) override;
@@ -61,6 +64,7 @@ class GatedStorage : public server::Storage {
   int held_ = 0;
   std::optional<std::string> fail_next_;
   std::vector<std::vector<std::uint64_t>> commits_;
+  std::atomic<std::size_t> op_lookups_{0};
 };
 
 }  // namespace kith::test
