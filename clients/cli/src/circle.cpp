@@ -9,16 +9,11 @@
 
 #include "kith/cli/error.hpp"
 #include "kith/cli/names.hpp"
+#include "kith/cli/refs.hpp"
 #include "kith/sync/error.hpp"
 
 namespace kith::cli {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string known_sections() {
   std::string out;
@@ -253,10 +248,7 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
     if (auto named = names->account_named(ref)) return *named;
   }
   const std::string prefix = lower(ref);
-  const bool hex = std::all_of(ref.begin(), ref.end(), [](char c) {
-    return std::isxdigit(static_cast<unsigned char>(c)) != 0;
-  });
-  if (!hex) {
+  if (!is_hex(ref)) {
     throw CliError(Exit::kNotFound, "unknown_member",
                    "no member is called '" + std::string(ref) +
                        "' here; `kith members PLAN` lists them, and `kith name PLAN MEMBER NAME` "

@@ -5,18 +5,9 @@
 
 #include "kith/cli/circle.hpp"
 #include "kith/cli/error.hpp"
+#include "kith/cli/refs.hpp"
 
 namespace kith::cli {
-namespace {
-
-std::string folded(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-}  // namespace
 
 MemberNames MemberNames::load(const sync::LocalStore& store, const sync::PlanId& plan,
                               const sync::MembershipLog& log) {
@@ -43,9 +34,9 @@ const std::string* MemberNames::find(const sync::AccountId& account) const {
 }
 
 std::optional<sync::AccountId> MemberNames::account_named(std::string_view name) const {
-  const std::string want = folded(name);
+  const std::string want = lower(name);
   for (const auto& [account, n] : by_account) {
-    if (folded(n) == want) return account;
+    if (lower(n) == want) return account;
   }
   return std::nullopt;
 }
@@ -60,8 +51,7 @@ void check_name(std::string_view name) {
                   [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
     bad("has control characters in it");
   }
-  if (std::all_of(name.begin(), name.end(),
-                  [](unsigned char c) { return std::isxdigit(c) != 0; })) {
+  if (is_hex(name)) {
     bad("is all hex digits, so it would read as an account id; add a letter past f or a space");
   }
 }

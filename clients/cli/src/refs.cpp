@@ -8,7 +8,6 @@
 #include "kith/sync/record_types.hpp"
 
 namespace kith::cli {
-namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -21,8 +20,6 @@ bool is_hex(std::string_view s) {
     return std::isxdigit(static_cast<unsigned char>(c)) != 0;
   });
 }
-
-}  // namespace
 
 sync::PlanId resolve_plan(const sync::SyncEngine& engine, std::string_view ref) {
   if (ref.empty()) throw CliError(Exit::kUsage, "unknown_plan", "the plan name is empty");

@@ -6,6 +6,7 @@
 
 #include "kith/cli/device.hpp"
 #include "kith/cli/error.hpp"
+#include "kith/cli/refs.hpp"
 
 namespace kith::cli {
 namespace {
@@ -13,11 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using client::TransportError;
 using std::chrono::milliseconds;
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool answers_request(const kith::v1::ServerMessage& m) {
   return m.has_catch_up_complete() || m.has_push_ack() || m.has_error() || m.has_access_log() ||

@@ -12,6 +12,10 @@
 namespace kith::cli {
 
 // Throws CliError: unknown_plan, ambiguous_plan (naming the candidates).
+// ASCII lower case; whether `s` is one or more hex digits (an id or the start of one).
+std::string lower(std::string_view s);
+bool is_hex(std::string_view s);
+
 sync::PlanId resolve_plan(const sync::SyncEngine& engine, std::string_view ref);
 // The plan's title on this device (its id when it has none).
 std::string plan_title(const sync::SyncEngine& engine, const sync::PlanId& plan);
