@@ -58,6 +58,9 @@ struct SyncEngine::Plan {
   // open the ops it queued under them, until those are sealed again. In memory only.
   std::map<std::pair<Section, std::uint64_t>, crypto::SectionKey> lost_keys;
   bool caught_up = false;  // CatchUpComplete arrived since the last Subscribe
+  // The (section, epoch) keys sealed to the account's recovery box, as in the store; read from
+  // it at the first push (engine_recovery.cpp).
+  std::optional<std::set<std::pair<std::string, std::uint64_t>>> recovery_sealed;
   bool needs_reseal = false;
   bool needs_rebuild = false;  // an entry arrived that may refuse ops already merged here
 

@@ -13,9 +13,11 @@ namespace kith::sync {
 void SyncEngine::seal_for_recovery(Plan& p) {
   // kithd stores envelopes only from a device in the plan's log.
   if (!p.log.account_of(me_.device())) return;
-  const auto sealed = store_.recovery_sealed(p.id);
+  if (!p.recovery_sealed) p.recovery_sealed = store_.recovery_sealed(p.id);
+  auto& sealed = *p.recovery_sealed;
   const std::uint64_t now = now_ms_();
   std::optional<LocalStore::Transaction> tx;
+  std::vector<std::pair<std::string, std::uint64_t>> made;
   for (std::string_view name : kKnownSections) {
     const Section s = Section::parse(name);
     if (p.log.permission(me_.account(), s, {}, now) < Permission::kRead) continue;
@@ -28,9 +30,12 @@ void SyncEngine::seal_for_recovery(Plan& p) {
               .serialize(),
           std::nullopt, /*recovery=*/true);
       store_.mark_recovery_sealed(p.id, name, epoch);
+      made.emplace_back(name, epoch);
     }
   }
-  if (tx) tx->commit();
+  if (!tx) return;
+  tx->commit();
+  sealed.insert(made.begin(), made.end());  // only once they are in the store
 }
 
 bool SyncEngine::accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope) {
@@ -40,6 +45,7 @@ bool SyncEngine::accept_recovery_envelope(Plan& p, const crypto::Envelope& envel
   // Already on the server: this device need not seal it again.
   store_.mark_recovery_sealed(p.id, section.name(), epoch);
   tx.commit();
+  if (p.recovery_sealed) p.recovery_sealed->emplace(section.name(), epoch);
   return true;
 }
 
