@@ -343,6 +343,18 @@ int main(int argc, char** argv) {
   kith_string_free(member_bundle);
   EXPECT_FAIL(kith_member_revoke(owner, plan, "ffffffffffff", NULL), KITH_ERR_NOT_FOUND);
   EXPECT_FAIL(kith_member_revoke(member, plan, owner_account, NULL), KITH_ERR_FORBIDDEN);
+  /* --- Grants: the owner lets Ana read health too --- */
+  EXPECT_FAIL(kith_member_grant(owner, plan, "ana", "health:fly", 0), KITH_ERR_INVALID_FIELD);
+  EXPECT_FAIL(kith_member_grant(owner, plan, "ana", "health:read", 1), KITH_ERR_INVALID_ARGUMENT);
+  EXPECT_FAIL(kith_member_grant(owner, plan, "nobody", "health:read", 0), KITH_ERR_NOT_FOUND);
+  EXPECT_FAIL(kith_member_grant(member, plan, owner_account, "health:read", 0), KITH_ERR_FORBIDDEN);
+  MUST(kith_member_grant(owner, plan, "ana", "health:read", 0));
+  MUST(kith_sync_once(owner, plan));
+  MUST(kith_sync_once(member, plan));
+  MUST(kith_record_list(member, plan, "health", NULL, &json));
+  CHECK(strstr(json, "something private") != NULL);
+  kith_string_free(json);
+
   MUST(kith_member_revoke(owner, plan, "ana", NULL)); /* by the name, any case */
   MUST(kith_record_add(owner, plan, "outcome", late_names, late_values, 1, &after));
   MUST(kith_sync_once(owner, plan));

@@ -215,8 +215,17 @@ KITH_API kith_status kith_member_list(kith_home* home, const char* plan, char** 
  * (empty, over 64 bytes, control characters, all hex digits) or one another member has. */
 KITH_API kith_status kith_member_name_set(kith_home* home, const char* plan, const char* member,
                                           const char* name) KITH_NOEXCEPT;
-/* Removes `member`'s (account id, an unambiguous start of it, or the name this device gave them) access to `section` (NULL: all
- * sections) and rotates the keys they held. Offline; goes out with the next sync. */
+/* Sets `member`'s permission on one section: `grant` is "SECTION:PERM" (PERM read, append,
+ * write or manage), until `expires_at_ms` (Unix ms; 0: no expiry). Raising access hands over
+ * the section's keys; lowering it to none is kith_member_revoke. Offline; goes out with the next
+ * sync. KITH_ERR_INVALID_FIELD for a malformed grant, KITH_ERR_INVALID_ARGUMENT for an expiry
+ * already past, KITH_ERR_NOT_FOUND for an unknown member, KITH_ERR_FORBIDDEN unless this account
+ * manages the section. */
+KITH_API kith_status kith_member_grant(kith_home* home, const char* plan, const char* member,
+                                       const char* grant, uint64_t expires_at_ms) KITH_NOEXCEPT;
+/* Removes `member`'s (account id, an unambiguous start of it, or the name this device gave
+ * them) access to `section` (NULL: all sections) and rotates the keys they held. Offline; goes
+ * out with the next sync. */
 KITH_API kith_status kith_member_revoke(kith_home* home, const char* plan, const char* member,
                                         const char* section) KITH_NOEXCEPT;
 
