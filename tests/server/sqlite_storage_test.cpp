@@ -624,6 +624,14 @@ TEST_F(SqliteStorageTest, ConcurrentReadsDuringCommitsSeeConsistentData) {
     b.ops = {op(seq, which ? "notes" : "risk", 1, count, count)};
     b.membership = {{seq, bytes_of("entry " + std::to_string(seq))}};
     s.commit({&b, 1});
+    if (seq == kCommits / 2) {
+      // On a busy machine the commits can all be done before a reader is scheduled: half way,
+      // wait (bounded) until one has read, so that reads and commits do overlap.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (reads.load() == 0 && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
   }
   done = true;
   for (auto& t : readers) t.join();
