@@ -137,10 +137,12 @@ int main(int argc, char** argv) {
   const char* url = arg_or_env(argc, argv, 1, "KITH_TEST_SERVER");
   const char* ca = arg_or_env(argc, argv, 2, "KITH_TEST_CA");
   const char* work = arg_or_env(argc, argv, 3, "KITH_TEST_DIR");
-  char owner_dir[1024], member_dir[1024], late_dir[1024], nowhere[1024];
+  char owner_dir[1024], member_dir[1024], late_dir[1024], nowhere[1024], restored_dir[1024];
   kith_home* owner = NULL;
   kith_home* member = NULL;
   kith_home* late = NULL;
+  kith_home* restored = NULL;
+  uint64_t readable = 0;
   char* recovery = NULL;
   char* owner_account = NULL;
   char* member_account = NULL;
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
   path_join(member_dir, sizeof member_dir, work, "member");
   path_join(late_dir, sizeof late_dir, work, "late");
   path_join(nowhere, sizeof nowhere, work, "nowhere");
+  path_join(restored_dir, sizeof restored_dir, work, "restored");
   printf("libkith %s against %s\n", kith_version(), url);
 
   /* --- Bad input before anything exists --- */
@@ -187,8 +190,7 @@ int main(int argc, char** argv) {
 
   /* --- The owner: a home, a plan, records --- */
   MUST(kith_home_create(owner_dir, "Ada", "owner passphrase", &owner, &recovery));
-  CHECK(recovery != NULL && strlen(recovery) > 20);
-  kith_string_free(recovery);
+  CHECK(recovery != NULL && strlen(recovery) > 20); /* kept for the lost phone, below */
   EXPECT_FAIL(kith_home_create(owner_dir, "Ada", "x", &late, NULL), KITH_ERR_ALREADY_INITIALISED);
   kith_home_close(owner);
   owner = NULL;
@@ -380,8 +382,31 @@ int main(int argc, char** argv) {
   kith_string_free(json);
   EXPECT_FAIL(kith_access_log_fetch(member, plan), KITH_ERR_SERVER);
 
+  /* --- The owner's phone is lost: a new one from the recovery key reads the plan at once --- */
+  EXPECT_FAIL(kith_home_restore(restored_dir, "Ada", "new passphrase", "ABCDE-12345", &restored),
+              KITH_ERR_INVALID_ARGUMENT);
+  CHECK(restored == NULL);
+  MUST(kith_home_restore(restored_dir, "Ada", "new passphrase", recovery, &restored));
+  MUST(kith_identity_account(restored, &device));
+  CHECK(strcmp(device, owner_account) == 0); /* the same person, a new device */
+  kith_string_free(device);
+  device = NULL;
+  EXPECT_FAIL(kith_plan_link(restored, plan, NULL, NULL), KITH_ERR_NO_SERVER);
+  MUST(kith_home_set_server(restored, url, ca, 0));
+  EXPECT_FAIL(kith_plan_link(restored, "not a plan id", NULL, NULL), KITH_ERR_INVALID_ARGUMENT);
+  MUST(kith_plan_link(restored, plan, "Ada's plan", &readable));
+  CHECK(readable > 0);
+  MUST(kith_record_list(restored, plan, "health", NULL, &json));
+  CHECK(strstr(json, "something private") != NULL); /* only the owner's keys open health */
+  kith_string_free(json);
+  EXPECT_FAIL(kith_plan_link(restored, plan, NULL, NULL), KITH_ERR_FAILED); /* linked already */
+  kith_home_close(restored);
+  if (recovery) memset(recovery, 0, strlen(recovery));
+  kith_string_free(recovery);
+
   kith_string_free(owner_account);
   kith_string_free(member_account);
+
   kith_string_free(plan);
   kith_string_free(outcome);
   kith_string_free(health);

@@ -113,6 +113,12 @@ KITH_API const char* kith_version(void) KITH_NOEXCEPT;
  * before freeing. Fails with KITH_ERR_ALREADY_INITIALISED if `dir` has an identity. */
 KITH_API kith_status kith_home_create(const char* dir, const char* name, const char* passphrase,
                                       kith_home** home, char** recovery_key) KITH_NOEXCEPT;
+/* Restores this person's identity from their written-down `recovery_key` (any case, spaces or
+ * hyphens) on a new device: new device keys in `dir`, sealed under `passphrase`, and opens it.
+ * It holds no plans: kith_plan_link adds it to each. KITH_ERR_INVALID_ARGUMENT for a mistyped key
+ * (the message names the group to check), KITH_ERR_ALREADY_INITIALISED if `dir` has an identity. */
+KITH_API kith_status kith_home_restore(const char* dir, const char* name, const char* passphrase,
+                                       const char* recovery_key, kith_home** home) KITH_NOEXCEPT;
 /* Opens an existing home. KITH_ERR_NOT_INITIALISED, KITH_ERR_WRONG_PASSPHRASE, KITH_ERR_BUSY. */
 KITH_API kith_status kith_home_open(const char* dir, const char* passphrase, kith_home** home) KITH_NOEXCEPT;
 /* Saves and closes; releases the home's lock. NULL is fine. */
@@ -138,6 +144,14 @@ KITH_API kith_status kith_identity_safety_number(kith_home* home, char** digits)
 KITH_API kith_status kith_plan_create(kith_home* home, const char* title, char** plan_id) KITH_NOEXCEPT;
 /* [{"id","title","records","conflicts","waiting","cursor"}, ...]: the plans on this device. */
 KITH_API kith_status kith_plan_list(kith_home* home, char** json) KITH_NOEXCEPT;
+/* On a home made with kith_home_restore (network: needs kith_home_set_server): follows the plan
+ * `plan_id` (32 hex digits) as `title` (NULL: "plan <id>"), brings its log and the keys the
+ * account's recovery envelopes hold, and adds this device to it. `records` (may be NULL)
+ * receives how many records are readable here now. Nothing is kept on failure:
+ * KITH_ERR_INVALID_ARGUMENT for a malformed id, KITH_ERR_NOT_FOUND if the account is not in the
+ * plan (or there is no such plan), KITH_ERR_FAILED if this device is in it already. */
+KITH_API kith_status kith_plan_link(kith_home* home, const char* plan_id, const char* title,
+                                    uint64_t* records) KITH_NOEXCEPT;
 
 /* --- Export and import: HL7 FHIR R4 ------------------------------------------------------ */
 

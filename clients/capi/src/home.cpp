@@ -3,8 +3,11 @@
 #include "kith/cli/home.hpp"
 
 #include <memory>
+#include <optional>
 
 #include "handle.hpp"
+#include "kith/crypto/error.hpp"
+#include "kith/crypto/recovery.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/crypto/init.hpp"
 #include "kith/crypto/safety_number.hpp"
@@ -52,6 +55,25 @@ kith_status kith_home_create(const char* dir, const char* name, const char* pass
       throw;
     }
     if (recovery_key) *recovery_key = key;
+  });
+}
+
+kith_status kith_home_restore(const char* dir, const char* name, const char* passphrase,
+                              const char* recovery_key, kith_home** home) noexcept {
+  return guarded([&] {
+    require_out(home, "home");
+    const cli::Home h{std::string(required(dir, "the home directory"))};
+    const auto pass = required(passphrase, "the passphrase");
+    kith::crypto::ensure_initialized();
+    std::optional<kith::crypto::RecoveryKey> key;
+    try {
+      key = kith::crypto::RecoveryKey::parse(required(recovery_key, "the recovery key"));
+    } catch (const kith::crypto::RecoveryKeyError& e) {
+      throw cli::CliError(cli::Exit::kKeys, "bad_recovery_key",
+                          std::string("that recovery key is not right: ") + e.what());
+    }
+    cli::create_device(h, required(name, "the name"), pass, &*key);
+    *home = new kith_home(cli::Device::open(h, pass, cli::Device::Access::kWrite));
   });
 }
 

@@ -1,6 +1,7 @@
-// kith_sync_once, kith_invite_join, kith_access_log_fetch: the calls that talk to kithd, each one
+// kith_sync_once, kith_invite_join, kith_plan_link, kith_access_log_fetch: the calls that talk to kithd, each one
 // conversation through kith_cli_core's SyncSession, with events handed to the home's callbacks.
 #include "kith/cli/error.hpp"
+#include "kith/cli/link.hpp"
 #include "kith/cli/refs.hpp"
 #include "kith/sync/error.hpp"
 #include "session.hpp"
@@ -107,6 +108,18 @@ kith_status kith_sync_once(kith_home* home, const char* plan) noexcept {
       refused->problem_codes.clear();  // a sync's engine problems are warnings, not failures
       kith::capi::throw_if_refused(*refused, "syncing plan " + refused->plan.short_hex());
     }
+  });
+}
+
+kith_status kith_plan_link(kith_home* home, const char* plan_id, const char* title,
+                           uint64_t* records) noexcept {
+  return guarded([&] {
+    kith_home& h = handle(home);
+    const ks::PlanId plan = cli::parse_plan_id(std::string(required(plan_id, "the plan id")));
+    const auto t = kith::capi::optional_arg(title);
+    cli::link_this_device(h.device, kith::capi::require_server(h), plan,
+                          t ? *t : "plan " + plan.short_hex());
+    if (records) *records = h.device.engine().state(plan).records().size();
   });
 }
 
