@@ -182,23 +182,10 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
   const crypto::DeviceCertificate* mine = p->log->certificate(who.device);
   const sync::InviteInfo* invite = nullptr;
   // Recovery envelopes: every one sealed to this account's recovery box, which its identity key
-  // vouches for (the proof). Only the account's own readers need them, so read is enough.
+  // vouches for (the proof, checked against the first envelope's recipient). Only the account's
+  // own readers need them, so read is enough.
+  const bool recovery = !push.recovery_proof().empty();
   std::optional<crypto::BoxPublicKey> recovery_box;
-  if (!push.recovery_proof().empty()) {
-    for (const std::string& raw : push.envelopes()) {
-      try {
-        recovery_box = crypto::Envelope::parse(view(raw)).recipient();
-        break;
-      } catch (const crypto::CryptoError&) {
-        refuse(ErrorCode::MALFORMED, "an envelope does not parse");
-      }
-    }
-    if (recovery_box && !crypto::verify_recovery_box(crypto::VerifyKey::parse(account.bytes()),
-                                                     *recovery_box, view(push.recovery_proof()))) {
-      refuse(ErrorCode::BAD_SIGNATURE,
-             "the recovery proof is not your identity key's signature over that recovery key");
-    }
-  }
   if (!push.invite_id().empty()) {
     invite = p->log->invite(sync::OpId::from_bytes(view(push.invite_id())));
     check_invite_open(invite);
@@ -224,8 +211,15 @@ void SyncService::push_envelopes(const std::shared_ptr<Peer>& peer, std::uint64_
     if (!mine || !env->verify(mine->device_signing())) {
       refuse(ErrorCode::BAD_SIGNATURE, "envelopes must be signed by the device that pushes them");
     }
-    if (recovery_box) {
-      if (!(env->recipient() == *recovery_box)) {
+    if (recovery) {
+      if (!recovery_box) {
+        recovery_box = env->recipient();
+        if (!crypto::verify_recovery_box(crypto::VerifyKey::parse(account.bytes()), *recovery_box,
+                                         view(push.recovery_proof()))) {
+          refuse(ErrorCode::BAD_SIGNATURE,
+                 "the recovery proof is not your identity key's signature over that recovery key");
+        }
+      } else if (!(env->recipient() == *recovery_box)) {
         refuse(ErrorCode::MALFORMED,
                "recovery envelopes in one push must all be sealed to the same recovery key");
       }

@@ -463,7 +463,8 @@ void SyncEngine::handle_envelopes(const kith::v1::EnvelopeBatch& batch) {
       auto target = parse_section_key_context(env.context(), id);
       const bool had = target && key_for(p, target->first, target->second);
       if (env.recipient() == recovery_box_.public_key()) {
-        new_key |= accept_recovery_envelope(p, env) && !had;
+        accept_recovery_envelope(p, env);
+        new_key |= !had;
         continue;
       }
       auto [section, epoch] = p.keys.accept(env, p.log, me_.secrets.device.encryption);

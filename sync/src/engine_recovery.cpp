@@ -38,7 +38,7 @@ void SyncEngine::seal_for_recovery(Plan& p) {
   sealed.insert(made.begin(), made.end());  // only once they are in the store
 }
 
-bool SyncEngine::accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope) {
+void SyncEngine::accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope) {
   auto [section, epoch] = p.keys.accept_recovery(envelope, p.log, recovery_box_, me_.account());
   auto tx = store_.begin();
   store_.put_section_key(p.id, section.name(), epoch, *p.keys.find(section, epoch));
@@ -46,7 +46,6 @@ bool SyncEngine::accept_recovery_envelope(Plan& p, const crypto::Envelope& envel
   store_.mark_recovery_sealed(p.id, section.name(), epoch);
   tx.commit();
   if (p.recovery_sealed) p.recovery_sealed->emplace(section.name(), epoch);
-  return true;
 }
 
 }  // namespace kith::sync

@@ -90,24 +90,14 @@ kith_status kith_member_name_set(kith_home* home, const char* plan, const char* 
   });
 }
 
-namespace {
-
-// The member a libkith call names (account id, its start, or this device's name for them).
-ks::AccountId member_arg(kith_home& h, const ks::PlanId& p, const char* member) {
-  const auto& log = h.device.engine().membership(p);
-  const auto names = cli::MemberNames::load(h.device.store(), p, log);
-  return cli::resolve_member(log, required(member, "the member"), &names);
-}
-
-}  // namespace
-
 kith_status kith_member_grant(kith_home* home, const char* plan, const char* member,
                               const char* grant, uint64_t expires_at_ms) noexcept {
   return guarded([&] {
     kith_home& h = handle(home);
     auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const ks::AccountId who = member_arg(h, p, member);
+    const ks::AccountId who =
+        cli::resolve_member_here(h.device.store(), engine, p, required(member, "the member"));
     ks::GrantSpec g = cli::parse_grant(required(grant, "the grant"));
     if (expires_at_ms != 0 && expires_at_ms <= cli::now_ms()) {
       throw cli::CliError(cli::Exit::kUsage, "invalid_argument", "that expiry is already past");
@@ -123,7 +113,8 @@ kith_status kith_member_revoke(kith_home* home, const char* plan, const char* me
     kith_home& h = handle(home);
     auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const ks::AccountId who = member_arg(h, p, member);
+    const ks::AccountId who =
+        cli::resolve_member_here(h.device.store(), engine, p, required(member, "the member"));
     std::optional<ks::Section> only;
     if (auto s = kith::capi::optional_arg(section)) only = ks::Section::parse(*s);
     engine.revoke(p, who, only);

@@ -3,11 +3,8 @@
 #include "kith/cli/home.hpp"
 
 #include <memory>
-#include <optional>
 
 #include "handle.hpp"
-#include "kith/crypto/error.hpp"
-#include "kith/crypto/recovery.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/crypto/init.hpp"
 #include "kith/crypto/safety_number.hpp"
@@ -65,14 +62,9 @@ kith_status kith_home_restore(const char* dir, const char* name, const char* pas
     const cli::Home h{std::string(required(dir, "the home directory"))};
     const auto pass = required(passphrase, "the passphrase");
     kith::crypto::ensure_initialized();
-    std::optional<kith::crypto::RecoveryKey> key;
-    try {
-      key = kith::crypto::RecoveryKey::parse(required(recovery_key, "the recovery key"));
-    } catch (const kith::crypto::RecoveryKeyError& e) {
-      throw cli::CliError(cli::Exit::kKeys, "bad_recovery_key",
-                          std::string("that recovery key is not right: ") + e.what());
-    }
-    cli::create_device(h, required(name, "the name"), pass, &*key);
+    const kith::crypto::RecoveryKey key =
+        cli::parse_recovery_key(required(recovery_key, "the recovery key"));
+    cli::create_device(h, required(name, "the name"), pass, &key);
     *home = new kith_home(cli::Device::open(h, pass, cli::Device::Access::kWrite));
   });
 }

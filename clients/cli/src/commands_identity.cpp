@@ -41,14 +41,8 @@ crypto::RecoveryKey read_recovery_key(const Context& ctx) {
       throw CliError(Exit::kKeys, "no_recovery_key", "no recovery key was entered");
     }
   }
-  try {
-    return crypto::RecoveryKey::parse(
-        std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
-  } catch (const crypto::RecoveryKeyError& e) {
-    // One stable code for every way a key can be wrong; the message names the group to check.
-    throw CliError(Exit::kKeys, "bad_recovery_key",
-                   std::string("that recovery key is not right: ") + e.what());
-  }
+  return parse_recovery_key(
+      std::string_view(reinterpret_cast<const char*>(text->data()), text->size()));
 }
 
 void init(Context& ctx, const std::string& name, bool recover) {

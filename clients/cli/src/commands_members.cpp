@@ -11,13 +11,6 @@
 namespace kith::cli {
 namespace {
 
-// MEMBER: an account id (or its start), or a name this device gave them.
-sync::AccountId member_ref(Device& device, const sync::PlanId& plan, std::string_view ref) {
-  const auto& log = device.engine().membership(plan);
-  const MemberNames names = MemberNames::load(device.store(), plan, log);
-  return resolve_member(log, ref, &names);
-}
-
 struct Args {
   std::string plan;
   std::string member;
@@ -68,7 +61,8 @@ void refuse_self_or_owner(const sync::MembershipLog& log, const sync::AccountId&
 
 void verify(Context& ctx, Device& device, const sync::PlanId& plan, const Args& a) {
   const sync::AccountId me = device.engine().identity().account();
-  const sync::AccountId member = member_ref(device, plan, a.verify);
+  const sync::AccountId member =
+      resolve_member_here(device.store(), device.engine(), plan, a.verify);
   if (member == me) throw CliError(Exit::kUsage, "usage", "you cannot verify yourself");
   const std::string number = safety_between(me, member);
   if (!a.yes && !ctx.opts.json) {
@@ -99,8 +93,8 @@ void members(Context& ctx, const Args& a) {
   const auto& log = engine.membership(plan);
   const sync::AccountId me = engine.identity().account();
   const std::uint64_t now = now_ms();
-  const auto name = ctx.names(device, plan);
   const MemberNames known = MemberNames::load(device.store(), plan, log);
+  const NameOf name = name_of(device.info(), known);
   nlohmann::json list = nlohmann::json::array();
   if (!ctx.opts.json)
     ctx.out << "The circle of support of \"" << plan_title(engine, plan) << "\":\n";
@@ -188,12 +182,12 @@ void grant(Context& ctx, const Args& a) {
   const sync::PlanId plan = resolve_plan(engine, a.plan);
   const sync::AccountId member = [&] {
     try {
-      return member_ref(device, plan, a.member);
+      return resolve_member_here(device.store(), device.engine(), plan, a.member);
     } catch (const CliError& e) {
       if (e.code() != "unknown_member") throw;
     }
     ctx.try_sync(device, plan);  // they may have joined since the last sync
-    return member_ref(device, plan, a.member);
+    return resolve_member_here(device.store(), device.engine(), plan, a.member);
   }();
   const auto& log = engine.membership(plan);
   refuse_self_or_owner(log, member, engine.identity().account(), "change the access of");
@@ -231,7 +225,8 @@ void revoke(Context& ctx, const Args& a) {
                "rotation\n";
   }
   const auto& log = engine.membership(plan);
-  const sync::AccountId member = member_ref(device, plan, a.member);
+  const sync::AccountId member =
+      resolve_member_here(device.store(), device.engine(), plan, a.member);
   refuse_self_or_owner(log, member, engine.identity().account(), "revoke");
   const std::string what = section ? "to " + section->name() : "to every section";
   ctx.confirm(a.yes, "Revoke member " + member.short_hex() + "'s access " + what + " of \"" +

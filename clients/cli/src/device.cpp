@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "kith/cli/error.hpp"
+#include "kith/crypto/error.hpp"
 #include "kith/crypto/identity.hpp"
 #include "kith/crypto/key_store.hpp"
 
@@ -26,6 +27,15 @@ std::uint64_t now_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::system_clock::now().time_since_epoch())
                                         .count());
+}
+
+crypto::RecoveryKey parse_recovery_key(std::string_view text) {
+  try {
+    return crypto::RecoveryKey::parse(text);
+  } catch (const crypto::RecoveryKeyError& e) {
+    throw CliError(Exit::kKeys, "bad_recovery_key",
+                   std::string("that recovery key is not right: ") + e.what());
+  }
 }
 
 Created create_device(const Home& home, std::string_view name, std::string_view passphrase,

@@ -56,6 +56,13 @@ void check_name(std::string_view name) {
   }
 }
 
+sync::AccountId resolve_member_here(const sync::LocalStore& store, const sync::SyncEngine& engine,
+                                    const sync::PlanId& plan, std::string_view ref) {
+  const auto& log = engine.membership(plan);
+  const MemberNames names = MemberNames::load(store, plan, log);
+  return resolve_member(log, ref, &names);
+}
+
 sync::AccountId name_member(sync::LocalStore& store, const sync::SyncEngine& engine,
                             const sync::PlanId& plan, std::string_view member_ref,
                             std::string_view name) {

@@ -267,7 +267,7 @@ class SyncEngine {
   // engine_recovery.cpp: seals each key of a section this account may read, once, to the
   // account's recovery box; and takes such keys back (a device restored from the recovery key).
   void seal_for_recovery(Plan& p);
-  bool accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope);
+  void accept_recovery_envelope(Plan& p, const crypto::Envelope& envelope);
   void handle_membership(const kith::v1::MembershipBatch& batch);
   void remake_entries(Plan& p, std::uint64_t from, const std::vector<MembershipEntry>& theirs);
   void handle_envelopes(const kith::v1::EnvelopeBatch& batch);

@@ -31,6 +31,10 @@ struct Created {
 // Wall clock, Unix milliseconds.
 std::uint64_t now_ms();
 
+// A recovery key as a person typed it. Throws CliError(bad_recovery_key): one stable code for
+// every way a key can be wrong, with a message naming the group to check.
+crypto::RecoveryKey parse_recovery_key(std::string_view text);
+
 // Makes a new identity (from a fresh recovery key) and device keys, seals them in the key store
 // under `passphrase`, writes device.json and an empty store. With `recovery`, the identity is the
 // one that recovery key restores and only the device keys are new (another device of the same

@@ -36,6 +36,11 @@ struct MemberNames {
 // characters, or one of hex digits only (it would read as an account id).
 void check_name(std::string_view name);
 
+// MEMBER as a person gives it in `plan`: an account id, its start, or a name this device gave
+// them (resolve_member with this device's names). Throws as resolve_member.
+sync::AccountId resolve_member_here(const sync::LocalStore& store, const sync::SyncEngine& engine,
+                                    const sync::PlanId& plan, std::string_view ref);
+
 // Calls the member `member_ref` (account id, its start, or their current name) `name` in
 // `plan` on this device: check_name, then CliError(usage) for this account itself and
 // CliError(name_taken) for a name another member has here. Returns the member.
