@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <unordered_map>
 #include <string>
 #include <utility>
 
 #include "kith/sync/error.hpp"
 #include "kith/sync/sqlite/database.hpp"
 #include "kith/sync/sqlite/transaction.hpp"
+#include "log.hpp"
 #include "sqlite_storage_schema.hpp"
 
 namespace kith::server {
@@ -124,6 +126,17 @@ StoredOp op_from_row(const Row& row) {
 
 }  // namespace
 
+std::size_t SqliteStorage::PlanOpHash::operator()(const PlanOp& k) const noexcept {
+  return static_cast<std::size_t>(sync::keyed_id_hash(crypto::ByteView(k.bytes)));
+}
+
+SqliteStorage::PlanOp SqliteStorage::plan_op(const PlanId& plan, const OpId& op) noexcept {
+  PlanOp k{};
+  std::ranges::copy(plan.bytes(), k.bytes.begin());
+  std::ranges::copy(op.bytes(), k.bytes.begin() + 16);
+  return k;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 // Borrows a read connection for one call, waiting while all of them are in use.
@@ -172,6 +185,13 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
     }
     storage_schema::migrate(*writer_, version);
     storage_schema::check(*writer_);
+    {
+      ScopedStatement q = writer_->query("SELECT plan_id, op_id FROM recent_op_ids");
+      while (q->step()) {
+        const Row row(*q, path_);
+        recent_.insert(plan_op(row.id<PlanId>(0, "plan id"), row.id<OpId>(1, "op id")));
+      }
+    }
     sqlite3_db_config(writer_->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
     const std::size_t readers = std::max<std::size_t>(options_.read_connections, 1);
     for (std::size_t i = 0; i < readers; ++i) {
@@ -234,16 +254,55 @@ void SqliteStorage::commit(std::span<const WriteBatch> batches) {
   translated([&] {
     if (checkpointer_) checkpointer_->hold_for_restart();
     std::lock_guard lock(write_mutex_);
-    sqlite::Transaction transaction(*writer_);
-    for (const WriteBatch& batch : batches) write_batch(*writer_, batch);
-    transaction.commit();
+    std::vector<PlanOp> added;
+    try {
+      sqlite::Transaction transaction(*writer_);
+      for (const WriteBatch& batch : batches) write_batch(*writer_, batch, added);
+      transaction.commit();
+    } catch (...) {
+      // The Transaction's destructor has rolled back every batch: so do the ids it added.
+      for (const PlanOp& k : added) recent_.erase(k);
+      throw;
+    }
+    if (recent_.size() >= std::max<std::size_t>(options_.merge_op_ids_at, 1)) merge_op_ids();
   });
-  // On any throw the Transaction's destructor has rolled back every batch.
 }
 
-void SqliteStorage::write_batch(Database& db, const WriteBatch& batch) const {
+void SqliteStorage::merge_op_ids() {
+  // In (plan, op id) order, each page of op_ids that receives ids is written once per merge
+  // however many it receives. What stays in recent_op_ids is still found there, so a merge that
+  // fails loses nothing: it is tried again after the next commit.
+  try {
+    sqlite::Transaction transaction(*writer_);
+    writer_->exec(
+        "INSERT INTO op_ids (plan_id, op_id, seq) "
+        "SELECT plan_id, op_id, seq FROM recent_op_ids ORDER BY plan_id, op_id");
+    writer_->exec("DELETE FROM recent_op_ids");
+    transaction.commit();
+    recent_.clear();
+  } catch (const sync::SyncError& e) {
+    log::event("op_id_merge_failed", {{"error", e.what()}, {"recent_op_ids", recent_.size()}});
+  }
+}
+
+void SqliteStorage::write_batch(Database& db, const WriteBatch& batch, std::vector<PlanOp>& added) {
   const crypto::ByteView plan = batch.plan.bytes();
   for (const StoredOp& op : batch.ops) {
+    // The op id must be new to the plan: not in recent_op_ids (recent_, which also holds what
+    // this transaction wrote so far), nor in op_ids.
+    bool taken = !recent_.insert(plan_op(batch.plan, op.op_id)).second;
+    if (!taken) {
+      added.push_back(plan_op(batch.plan, op.op_id));
+      ScopedStatement q = db.query("SELECT 1 FROM op_ids WHERE plan_id = ?1 AND op_id = ?2");
+      q->bind(1, plan);
+      q->bind(2, op.op_id.bytes());
+      taken = q->step();
+    }
+    if (taken) {
+      // The caller accepted an op id its in-memory state says is free.
+      throw StorageError("Commit refused: op " + op.op_id.hex() + " is already stored in plan " +
+                         batch.plan.hex() + "; reload the plan");
+    }
     ScopedStatement q = db.query(
         "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
         "section_count, section_digest, header, body) "
@@ -268,12 +327,14 @@ void SqliteStorage::write_batch(Database& db, const WriteBatch& batch) const {
         throw StorageError("Commit refused: sequence " + std::to_string(op.seq) + " of plan " +
                            batch.plan.hex() + " is already taken; reload the plan");
       }
-      if (e.result_code() == SQLITE_CONSTRAINT_UNIQUE) {
-        throw StorageError("Commit refused: op " + op.op_id.hex() + " is already stored in plan " +
-                           batch.plan.hex() + "; reload the plan");
-      }
       throw;
     }
+    ScopedStatement r =
+        db.query("INSERT INTO recent_op_ids (plan_id, seq, op_id) VALUES (?1, ?2, ?3)");
+    r->bind(1, plan);
+    r->bind(2, to_sql(op.seq, "op sequence"));
+    r->bind(3, op.op_id.bytes());
+    r->run();
   }
   for (const StoredHead& head : batch.heads) {
     ScopedStatement q = db.query(
@@ -388,8 +449,10 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
     }
     out.sections = checksums(db, plan, out.last_seq);
     {
-      // ops_by_op_id alone (it covers the query): no op row is read.
-      ScopedStatement q = db.query("SELECT op_id FROM ops WHERE plan_id = ?1");
+      // The plan's ranges of the two op id tables; no op row is read.
+      ScopedStatement q = db.query(
+          "SELECT op_id FROM op_ids WHERE plan_id = ?1 "
+          "UNION ALL SELECT op_id FROM recent_op_ids WHERE plan_id = ?1");
       q->bind(1, plan.bytes());
       while (q->step()) out.op_ids.push_back(Row(*q, path_).id<OpId>(0, "op id"));
     }
@@ -398,17 +461,60 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
 }
 
 std::optional<OpRef> SqliteStorage::find_op(const PlanId& plan, const OpId& op) {
-  return translated([&]() -> std::optional<OpRef> {
+  return find_ops(plan, {&op, 1}).front();
+}
+
+std::vector<std::optional<OpRef>> SqliteStorage::find_ops(const PlanId& plan,
+                                                          std::span<const OpId> ops) {
+  return translated([&] {
+    std::vector<std::optional<OpRef>> out(ops.size());
+    if (ops.empty()) return out;
     Reader reader(*this);
-    ScopedStatement q = reader.db().query(
-        "SELECT seq, section, author, author_seq, hash FROM ops "
-        "WHERE plan_id = ?1 AND op_id = ?2");
-    q->bind(1, plan.bytes());
-    q->bind(2, op.bytes());
-    if (!q->step()) return std::nullopt;
-    const Row row(*q, path_);
-    return OpRef{row.u64(0, "op sequence"), row.section(1), row.id<DeviceId>(2, "op author"),
-                 row.u64(3, "author sequence"), row.fixed<crypto::kHashSize>(4, "op hash")};
+    Database& db = reader.db();
+    sqlite::ReadTransaction snapshot(db);  // an id the writer merges meanwhile is seen once
+    std::vector<std::optional<std::uint64_t>> seqs(ops.size());
+    std::unordered_map<OpId, std::size_t, sync::IdHash> unfound;  // op id -> index in ops
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      ScopedStatement q = db.query("SELECT seq FROM op_ids WHERE plan_id = ?1 AND op_id = ?2");
+      q->bind(1, plan.bytes());
+      q->bind(2, ops[i].bytes());
+      if (q->step()) {
+        seqs[i] = Row(*q, path_).u64(0, "op sequence");
+      } else {
+        unfound.emplace(ops[i], i);
+      }
+    }
+    if (!unfound.empty()) {
+      // recent_op_ids is keyed by seq: one pass over the plan's recent ids answers them all.
+      ScopedStatement q = db.query("SELECT seq, op_id FROM recent_op_ids WHERE plan_id = ?1");
+      q->bind(1, plan.bytes());
+      while (q->step()) {
+        const Row row(*q, path_);
+        if (auto it = unfound.find(row.id<OpId>(1, "op id")); it != unfound.end()) {
+          seqs[it->second] = row.u64(0, "op sequence");
+        }
+      }
+      for (std::size_t i = 0; i < ops.size(); ++i) {  // an id asked twice
+        if (!seqs[i]) {
+          if (auto it = unfound.find(ops[i]); it != unfound.end()) seqs[i] = seqs[it->second];
+        }
+      }
+    }
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (!seqs[i]) continue;
+      ScopedStatement q = db.query(
+          "SELECT op_id, section, author, author_seq, hash FROM ops "
+          "WHERE plan_id = ?1 AND seq = ?2");
+      q->bind(1, plan.bytes());
+      q->bind(2, clamp_to_sql(*seqs[i]));
+      const Row row(*q, path_);
+      if (!q->step() || row.id<OpId>(0, "op id") != ops[i]) {
+        storage_schema::damaged(path_, "an op id names an op that is not there");
+      }
+      out[i] = OpRef{*seqs[i], row.section(1), row.id<DeviceId>(2, "op author"),
+                     row.u64(3, "author sequence"), row.fixed<crypto::kHashSize>(4, "op hash")};
+    }
+    return out;
   });
 }
 

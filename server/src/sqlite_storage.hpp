@@ -15,6 +15,7 @@
 // Thread-safety: as Storage. Every method throws StorageError.
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "sqlite_storage_checkpoint.hpp"
@@ -52,6 +54,11 @@ class SqliteStorage final : public Storage {
     std::int64_t writer_cache_kib = 65536;
     // When the WAL is checkpointed (by a thread of its own, sqlite_storage_checkpoint.hpp).
     WalCheckpointer::Options checkpoint{};
+    // How many op ids gather in recent_op_ids before the writer merges them into op_ids in one
+    // sorted pass, right after the commit that reached it (schema version 3). Larger: fewer
+    // pages of op_ids written per op, more memory (~100 bytes an id, held by the writer), and a
+    // longer merge (a few hundred ms for 2^17 ids), which delays that commit's acks.
+    std::size_t merge_op_ids_at = std::size_t{1} << 17;
   };
 
   // PRAGMA application_id of a kithd database: "KTHD" in ASCII.
@@ -70,6 +77,8 @@ class SqliteStorage final : public Storage {
 
   std::optional<PlanSnapshot> load_plan(const PlanId& plan) override;
   std::optional<OpRef> find_op(const PlanId& plan, const OpId& op) override;
+  std::vector<std::optional<OpRef>> find_ops(const PlanId& plan,
+                                             std::span<const OpId> ops) override;
   std::vector<StoredOp> ops_after(const PlanId& plan, std::uint64_t after, std::uint64_t up_to,
                                   const std::vector<Section>& sections, std::size_t limit) override;
   std::optional<StoredHead> head_at_or_below(const PlanId& plan, const ChainKey& chain,
@@ -85,6 +94,11 @@ class SqliteStorage final : public Storage {
   const std::string& path() const noexcept { return path_; }
   // WAL checkpoints run so far by the checkpoint thread (for tests).
   std::uint64_t wal_checkpoints() const { return checkpointer_->checkpoints(); }
+  // Op ids in recent_op_ids, not yet merged into op_ids (for tests; the writer's count).
+  std::size_t recent_op_ids() {
+    std::lock_guard lock(write_mutex_);
+    return recent_.size();
+  }
 
  private:
   class Reader;  // a read connection borrowed from the pool
@@ -92,7 +106,21 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<sync::sqlite::Database> open_connection() const;
   // Per-connection settings; they read the file, so they come after inspecting it.
   void configure(sync::sqlite::Database& db, bool writer) const;
-  void write_batch(sync::sqlite::Database& db, const WriteBatch& batch) const;
+  // (plan, op id): what recent_ holds.
+  struct PlanOp {
+    std::array<std::uint8_t, 32> bytes;
+    bool operator==(const PlanOp&) const = default;
+  };
+  struct PlanOpHash {
+    std::size_t operator()(const PlanOp& k) const noexcept;
+  };
+  static PlanOp plan_op(const PlanId& plan, const OpId& op) noexcept;
+  // Writes one batch; the (plan, op id) of each op it writes is added to recent_ and to `added`.
+  void write_batch(sync::sqlite::Database& db, const WriteBatch& batch,
+                   std::vector<PlanOp>& added);
+  // Moves every op id of recent_op_ids into op_ids, in (plan, op id) order, in a transaction of
+  // its own. Called by the writer with write_mutex_ held.
+  void merge_op_ids();
   std::map<Section, SectionChecksum> checksums(sync::sqlite::Database& db, const PlanId& plan,
                                                std::uint64_t seq) const;
 
@@ -101,6 +129,9 @@ class SqliteStorage final : public Storage {
 
   std::mutex write_mutex_;  // commit() is documented single-threaded; this makes it safe anyway
   std::unique_ptr<sync::sqlite::Database> writer_;
+  // The op ids in recent_op_ids, as of the last commit (write_mutex_): with op_ids, what a
+  // commit checks a new op id against. Loaded when the file is opened.
+  std::unordered_set<PlanOp, PlanOpHash> recent_;
 
   std::mutex read_mutex_;
   std::condition_variable read_free_;

@@ -134,6 +134,32 @@ INSERT INTO heads (plan_id, author, section, seq, head, signature)
 DROP TABLE heads_v1;
 )sql";
 
+// Version 3: op ids leave the ops table's (plan, op_id) index for two tables of their own.
+// Client-chosen op ids are random, so that index took each new op at a random place: once a
+// plan's index outgrew one group commit's inserts, nearly every op dirtied a page of it of its
+// own, written to the WAL and again at the checkpoint. Now a commit appends each op id to recent_op_ids, keyed (plan, seq) so that a
+// plan's recent ids lie together at the end of its range; once enough have gathered, the writer
+// merges them into op_ids in one sorted pass (SqliteStorage::Options::merge_op_ids_at), which
+// touches each page of op_ids once per merge instead of once per op. An op id is in exactly one
+// of the two tables; the writer keeps the ids of recent_op_ids in memory, so that a commit still
+// refuses an op id the plan already holds.
+constexpr const char* kSchema3 = R"sql(
+CREATE TABLE op_ids (
+  plan_id BLOB NOT NULL CHECK (length(plan_id) = 16),
+  op_id   BLOB NOT NULL CHECK (length(op_id) = 16),
+  seq     INTEGER NOT NULL CHECK (seq >= 1),
+  PRIMARY KEY (plan_id, op_id)
+) WITHOUT ROWID;
+INSERT INTO op_ids (plan_id, op_id, seq) SELECT plan_id, op_id, seq FROM ops ORDER BY plan_id, op_id;
+DROP INDEX ops_by_op_id;
+CREATE TABLE recent_op_ids (
+  plan_id BLOB NOT NULL CHECK (length(plan_id) = 16),
+  seq     INTEGER NOT NULL CHECK (seq >= 1),
+  op_id   BLOB NOT NULL CHECK (length(op_id) = 16),
+  PRIMARY KEY (plan_id, seq)
+) WITHOUT ROWID;
+)sql";
+
 // Step `version` takes a file at version - 1 to `version`. In order; never edit a released step,
 // add one (a step may rebuild a table in SQL, as the local store's version 2 does).
 struct Migration {
@@ -144,13 +170,14 @@ struct Migration {
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "ops and heads in rowid tables", kSchema2},
+    {3, "op ids in op_ids and recent_op_ids, merged in sorted runs", kSchema3},
 };
 
 // What the newest schema must contain; a file that lacks one was altered or damaged.
-constexpr std::array<const char*, 11> kSchemaObjects = {
-    "ops",       "ops_by_op_id",      "ops_by_section", "ops_by_chain",
-    "heads",     "membership",        "envelopes",      "envelopes_by_recipient",
-    "fetch_log", "fetch_log_by_plan", "devices"};
+constexpr std::array<const char*, 12> kSchemaObjects = {
+    "ops",        "ops_by_section", "ops_by_chain", "op_ids",
+    "recent_op_ids", "heads",       "membership",   "envelopes",
+    "envelopes_by_recipient", "fetch_log", "fetch_log_by_plan", "devices"};
 
 // PRAGMA application_id of a Kith device's local store (sync/src/sqlite/store_schema.hpp).
 constexpr std::int64_t kLocalStoreApplicationId = 0x4B495448;

@@ -189,6 +189,10 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
   std::vector<std::pair<OpId, std::optional<std::uint64_t>>> acks;  // nullopt: fresh
   bool wait_for_pending = false;
 
+  // Parsed first, so that every op id the plan may already hold is looked up in one read.
+  std::vector<NewOp> parsed;
+  parsed.reserve(static_cast<std::size_t>(push.ops_size()));
+  std::vector<OpId> maybe_stored;
   for (const auto& w : push.ops()) {
     OpHeader h;
     try {
@@ -196,9 +200,27 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     } catch (const SyncError& e) {
       refuse(e);
     }
+    if (h.plan != p->id) {
+      refuse(ErrorCode::MALFORMED, "an op names another plan", as_string(h.op_id.bytes()));
+    }
+    if (!p->pending.contains(h.op_id) && p->stored_ops.may_contain(h.op_id)) {
+      maybe_stored.push_back(h.op_id);  // else certainly not stored: no read
+    }
+    parsed.push_back(NewOp{std::move(h), sync::op_hash(view(w.header()), view(w.body())), &w});
+  }
+  std::unordered_map<OpId, OpRef, sync::IdHash> stored;
+  if (!maybe_stored.empty()) {
+    auto refs = storage_.find_ops(p->id, maybe_stored);
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      if (refs[i]) stored.emplace(maybe_stored[i], std::move(*refs[i]));
+    }
+  }
+
+  for (NewOp& in : parsed) {
+    OpHeader& h = in.header;
+    const auto& w = *in.wire;
+    const auto& hash = in.hash;
     const std::string op = as_string(h.op_id.bytes());
-    if (h.plan != p->id) refuse(ErrorCode::MALFORMED, "an op names another plan", op);
-    const auto hash = sync::op_hash(view(w.header()), view(w.body()));
     const ChainKey key{h.author, h.section};
 
     // A retried op: acknowledged with its original sequence number, never stored twice.
@@ -209,8 +231,8 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
     } else if (auto f = fresh_index.find(h.op_id); f != fresh_index.end()) {
       const NewOp& n = fresh[f->second];
       existing = OpRef{0, n.header.section, n.header.author, n.header.author_seq, n.hash};
-    } else if (p->stored_ops.may_contain(h.op_id)) {  // else certainly new: no read
-      existing = storage_.find_op(p->id, h.op_id);
+    } else if (auto st = stored.find(h.op_id); st != stored.end()) {
+      existing = st->second;
     }
     if (existing) {
       if (existing->author != h.author || existing->section != h.section ||

@@ -506,6 +506,178 @@ TEST_F(SqliteStorageTest, ASchemaOneFileIsMigratedWithEverythingInIt) {
   EXPECT_EQ(tables, 2);
 }
 
+// Op ids gather in recent_op_ids and are merged into op_ids once `merge_op_ids_at` of them
+// wait: before and after a merge, and after reopening with ids in either table, every id is
+// found with its op, load_plan lists each once, and a commit refuses a taken one.
+TEST_F(SqliteStorageTest, OpIdsAreFoundAndRefusedBeforeAndAfterTheyAreMerged) {
+  Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
+  options.merge_op_ids_at = 8;
+  auto& s = open(options);
+  WriteBatch first = sample_batch();  // 6 ids: below the threshold
+  s.commit({&first, 1});
+  EXPECT_EQ(s.recent_op_ids(), 6u);
+
+  std::vector<StoredOp> all = first.ops;
+  auto expect_all_found = [&](SqliteStorage& st) {
+    std::vector<OpId> ids;
+    for (const StoredOp& o : all) ids.push_back(o.op_id);
+    ids.push_back(OpId::random());
+    ids.push_back(all[0].op_id);  // asked twice
+    const auto refs = st.find_ops(plan_, ids);
+    ASSERT_EQ(refs.size(), ids.size());
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      ASSERT_TRUE(refs[i]) << i;
+      EXPECT_EQ(refs[i]->seq, all[i].seq);
+      EXPECT_EQ(refs[i]->hash, all[i].hash);
+      EXPECT_EQ(refs[i]->author_seq, all[i].author_seq);
+      EXPECT_EQ(st.find_op(plan_, all[i].op_id)->seq, all[i].seq);
+    }
+    EXPECT_FALSE(refs[all.size()]);
+    ASSERT_TRUE(refs[all.size() + 1]);
+    EXPECT_EQ(refs[all.size() + 1]->seq, all[0].seq);
+    EXPECT_FALSE(st.find_op(PlanId::random(), all[0].op_id));
+    const auto snap = st.load_plan(plan_);
+    std::multiset<OpId> listed(snap->op_ids.begin(), snap->op_ids.end());
+    std::multiset<OpId> expected;
+    for (const StoredOp& o : all) expected.insert(o.op_id);
+    EXPECT_EQ(listed, expected);
+  };
+  auto expect_refused = [&](SqliteStorage& st, const OpId& taken) {
+    WriteBatch again;
+    again.plan = plan_;
+    again.ops = {op(all.back().seq + 1, "notes", 3, 1, 1)};
+    again.ops[0].op_id = taken;
+    const std::string message = error_of([&] { st.commit({&again, 1}); });
+    EXPECT_NE(message.find("already stored"), std::string::npos) << message;
+    EXPECT_NE(message.find(taken.hex()), std::string::npos) << message;
+  };
+  expect_all_found(s);
+  expect_refused(s, first.ops[2].op_id);
+
+  WriteBatch second;  // 6 + 3 ids: reaches the threshold, so the commit merges all nine
+  second.plan = plan_;
+  second.ops = {op(7, "notes", 3, 1, 1), op(8, "notes", 3, 2, 2), op(9, "notes", 3, 3, 3)};
+  s.commit({&second, 1});
+  all.insert(all.end(), second.ops.begin(), second.ops.end());
+  EXPECT_EQ(s.recent_op_ids(), 0u);
+  expect_all_found(s);
+  expect_refused(s, first.ops[4].op_id);
+  expect_refused(s, second.ops[2].op_id);
+
+  WriteBatch third;  // recent again, beside the merged ones
+  third.plan = plan_;
+  third.ops = {op(10, "risk", 2, 1, 1), op(11, "risk", 2, 2, 2)};
+  s.commit({&third, 1});
+  all.insert(all.end(), third.ops.begin(), third.ops.end());
+  EXPECT_EQ(s.recent_op_ids(), 2u);
+  expect_refused(s, third.ops[1].op_id);
+
+  // As after kill -9: the writer's set of recent ids is read back from the file.
+  auto& reopened = open(options);
+  EXPECT_EQ(reopened.recent_op_ids(), 2u);
+  expect_all_found(reopened);
+  expect_refused(reopened, third.ops[0].op_id);
+  expect_refused(reopened, first.ops[0].op_id);
+  EXPECT_EQ(reopened.load_plan(plan_)->last_seq, 11u);
+}
+
+TEST_F(SqliteStorageTest, AFailedCommitLeavesItsOpIdsFree) {
+  WriteBatch first = sample_batch();
+  storage().commit({&first, 1});
+  // The first batch is fine, the second takes seq 6: neither is stored, so neither op id is.
+  WriteBatch fine;
+  fine.plan = plan_;
+  fine.ops = {op(7, "notes", 3, 1, 1)};
+  WriteBatch clash;
+  clash.plan = plan_;
+  clash.ops = {op(6, "notes", 3, 2, 2)};
+  const WriteBatch both[] = {fine, clash};
+  EXPECT_NE(error_of([&] { storage().commit(both); }).find("sequence 6"), std::string::npos);
+  EXPECT_EQ(storage().recent_op_ids(), 6u);
+  EXPECT_FALSE(storage().find_op(plan_, fine.ops[0].op_id));
+  storage().commit({&fine, 1});
+  EXPECT_EQ(storage().find_op(plan_, fine.ops[0].op_id)->seq, 7u);
+
+  // Two ops with one id in one commit: the second is refused, and the first with it.
+  WriteBatch twice;
+  twice.plan = plan_;
+  twice.ops = {op(8, "notes", 3, 2, 2), op(9, "notes", 3, 3, 3)};
+  twice.ops[1].op_id = twice.ops[0].op_id;
+  EXPECT_NE(error_of([&] { storage().commit({&twice, 1}); }).find("already stored"),
+            std::string::npos);
+  EXPECT_FALSE(storage().find_op(plan_, twice.ops[0].op_id));
+  twice.ops.pop_back();
+  storage().commit({&twice, 1});
+  EXPECT_EQ(storage().find_op(plan_, twice.ops[0].op_id)->seq, 8u);
+}
+
+TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
+  // A file as a kithd of schema 2 left it, with ops of two plans in it.
+  const WriteBatch b = sample_batch();
+  WriteBatch other = sample_batch();
+  other.plan = PlanId::random();
+  for (StoredOp& o : other.ops) o.op_id = OpId::random();
+  other.ops[1].op_id = b.ops[1].op_id;  // the same id in another plan is another op
+  const std::array<const WriteBatch*, 2> plans{&b, &other};
+  {
+    sync::sqlite::Database raw(file_);
+    storage_schema::migrate(raw, storage_schema::inspect(raw), 2);
+    ASSERT_EQ(raw.pragma_int("user_version"), 2);
+    for (const WriteBatch* batch : plans) {
+      for (const auto& [index, entry] : batch->membership) {
+        auto q = raw.query("INSERT INTO membership VALUES (?1, ?2, ?3)");
+        q->bind(1, batch->plan.bytes());
+        q->bind(2, static_cast<std::int64_t>(index));
+        q->bind(3, crypto::ByteView(entry));
+        q->run();
+      }
+      for (const StoredOp& o : batch->ops) {
+        auto q = raw.query(
+            "INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        q->bind(1, batch->plan.bytes());
+        q->bind(2, static_cast<std::int64_t>(o.seq));
+        q->bind(3, o.op_id.bytes());
+        q->bind(4, std::string_view(o.section.name()));
+        q->bind(5, o.author.bytes());
+        q->bind(6, static_cast<std::int64_t>(o.author_seq));
+        q->bind(7, static_cast<std::int64_t>(o.epoch));
+        q->bind(8, crypto::ByteView(o.hash));
+        q->bind(9, static_cast<std::int64_t>(o.section_count));
+        q->bind(10, crypto::ByteView(o.section_digest));
+        q->bind(11, crypto::ByteView(o.header));
+        q->bind(12, crypto::ByteView(o.body));
+        q->run();
+      }
+    }
+  }
+
+  auto& s = open();
+  EXPECT_EQ(s.recent_op_ids(), 0u);  // all of them in op_ids
+  for (const WriteBatch* batch : plans) {
+    for (const StoredOp& o : batch->ops) {
+      auto ref = s.find_op(batch->plan, o.op_id);
+      ASSERT_TRUE(ref);
+      EXPECT_EQ(ref->seq, o.seq);
+      EXPECT_EQ(ref->hash, o.hash);
+    }
+    EXPECT_EQ(s.load_plan(batch->plan)->op_ids.size(), 6u);
+  }
+  WriteBatch again;
+  again.plan = plan_;
+  again.ops = {op(7, "notes", 3, 1, 1)};
+  again.ops[0].op_id = b.ops[5].op_id;
+  EXPECT_NE(error_of([&] { s.commit({&again, 1}); }).find("already stored"), std::string::npos);
+  again.ops[0].op_id = OpId::random();
+  s.commit({&again, 1});
+  EXPECT_EQ(s.find_op(plan_, again.ops[0].op_id)->seq, 7u);
+
+  sync::sqlite::Database raw(file_);
+  EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+  auto q = raw.query("SELECT count(*) FROM sqlite_schema WHERE name = 'ops_by_op_id'");
+  ASSERT_TRUE(q->step());
+  EXPECT_EQ(q->column_int(0), 0);
+}
+
 TEST_F(SqliteStorageTest, RefusesAFileThatIsNotADatabaseAndLeavesItUnchanged) {
   {
     std::ofstream out(file_, std::ios::binary);
