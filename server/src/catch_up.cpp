@@ -254,15 +254,12 @@ SyncService::Deliveries SyncService::to_subscribers(Plan& p,
 
 SyncService::FanOut SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
                                              const DeviceId& from,
-                                             const std::vector<StoredOp>& ops) {
+                                             const std::vector<Section>& touched,
+                                             std::uint64_t up_to_seq) {
   Plan& p = *plan;
   FanOut out;
-  if (!p.log || ops.empty()) return out;
+  if (!p.log || touched.empty()) return out;
   const std::uint64_t now = options_.now_ms();
-  std::vector<Section> touched;  // the push's sections, sorted
-  for (const StoredOp& op : ops) touched.push_back(op.section);
-  std::sort(touched.begin(), touched.end());
-  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (const auto& sub : p.subscribers) {
     if (!sub.live || sub.who.device == from) continue;
     auto peer = sub.peer.lock();
@@ -275,8 +272,7 @@ SyncService::FanOut SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
     }
     if (readable.empty()) continue;
     for (const Section& s : readable) {
-      log_fetch(plan,
-                FetchRecord{0, sub.who.account, sub.who.device, s, ops.back().seq, now, true});
+      log_fetch(plan, FetchRecord{0, sub.who.account, sub.who.device, s, up_to_seq, now, true});
     }
     metrics_.fanout_deliveries += 1;
     auto view = std::find_if(out.views.begin(), out.views.end(),
@@ -290,30 +286,29 @@ SyncService::FanOut SyncService::fan_out_ops(const std::shared_ptr<Plan>& plan,
   return out;
 }
 
-void SyncService::send_ops(const PlanId& plan, const std::vector<StoredOp>& ops,
-                           const std::vector<StoredHead>& heads, const FanOut& fan_out) {
+void SyncService::send_ops(LiveOps& live, const FanOut& fan_out) {
   for (const FanOut::View& view : fan_out.views) {
     auto reads = [&](const Section& s) {
       return std::binary_search(view.sections.begin(), view.sections.end(), s);
     };
-    kith::v1::ServerMessage m;
-    auto* b = m.mutable_ops_batch();
-    b->set_plan_id(as_string(plan.bytes()));
-    for (const StoredOp& op : ops) {
-      if (!reads(op.section)) continue;
-      auto* d = b->add_ops();
-      d->set_server_seq(op.seq);
-      d->mutable_op()->set_header(as_string(op.header));
-      d->mutable_op()->set_body(as_string(op.body));
+    Encoded bytes;
+    if (std::ranges::all_of(live.all_sections, reads)) {
+      if (!live.bytes) live.bytes = encode(live.message);
+      bytes = live.bytes;
+    } else {
+      const auto& all = live.message.ops_batch();
+      kith::v1::ServerMessage m;
+      auto* b = m.mutable_ops_batch();
+      b->set_plan_id(all.plan_id());
+      for (int i = 0; i < all.ops_size(); ++i) {
+        if (reads(live.op_sections[static_cast<std::size_t>(i)])) *b->add_ops() = all.ops(i);
+      }
+      for (int i = 0; i < all.heads_size(); ++i) {
+        if (reads(live.head_sections[static_cast<std::size_t>(i)])) *b->add_heads() = all.heads(i);
+      }
+      b->set_up_to_seq(all.up_to_seq());
+      bytes = encode(m);
     }
-    for (const StoredHead& h : heads) {
-      if (!reads(h.section)) continue;
-      auto* wh = b->add_heads();
-      wh->set_head(as_string(h.head));
-      wh->set_signature(std::string(h.signature.begin(), h.signature.end()));
-    }
-    b->set_up_to_seq(ops.back().seq);
-    const Encoded bytes = encode(m);
     for (const auto& peer : view.peers) peer->deliver_encoded(bytes);
   }
 }

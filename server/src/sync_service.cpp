@@ -384,10 +384,45 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
   std::weak_ptr<Peer> weak = peer;
   const DeviceId from = who.device;
   const std::size_t accepted = batch.ops.size();
-  auto ops_copy = std::make_shared<std::vector<StoredOp>>(batch.ops);
+  auto live = std::make_shared<LiveOps>();
+  {
+    auto* b = live->message.mutable_ops_batch();
+    b->set_plan_id(push.plan_id());
+    for (const StoredOp& s : batch.ops) {
+      auto* d = b->add_ops();
+      d->set_server_seq(s.seq);
+      d->mutable_op()->set_header(as_string(s.header));
+      d->mutable_op()->set_body(as_string(s.body));
+      live->op_sections.push_back(s.section);
+      live->ids.emplace_back(s.op_id, s.seq);
+    }
+    for (const StoredHead& h : heads) {
+      auto* wh = b->add_heads();
+      wh->set_head(as_string(h.head));
+      wh->set_signature(std::string(h.signature.begin(), h.signature.end()));
+      live->head_sections.push_back(h.section);
+    }
+    if (!batch.ops.empty()) b->set_up_to_seq(batch.ops.back().seq);
+    auto unique_sorted = [](std::vector<Section> v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      return v;
+    };
+    live->sections = unique_sorted(live->op_sections);
+    live->all_sections = live->op_sections;
+    live->all_sections.insert(live->all_sections.end(), live->head_sections.begin(),
+                              live->head_sections.end());
+    live->all_sections = unique_sorted(std::move(live->all_sections));
+    // Serialized here unless nobody else listens now (one may subscribe before the commit:
+    // send_ops serializes it then).
+    const bool listened = std::ranges::any_of(p->subscribers, [&](const Plan::Subscriber& s) {
+      return s.live && s.who.device != from;
+    });
+    if (listened && !batch.ops.empty()) live->bytes = encode(live->message);
+  }
   const std::uint64_t generation = p->generation;
-  committer_.submit(std::move(batch), [this, p, weak, ack = std::move(ack), from, accepted,
-                                       ops_copy, heads, generation](const StorageError* error) mutable {
+  committer_.submit(std::move(batch), [this, p, weak, ack = std::move(ack), from, accepted, live,
+                                       generation](const StorageError* error) mutable {
     if (error) {
       return storage_failed(p, *error, weak, ack.request_id(), "ops", generation);
     }
@@ -396,16 +431,18 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
       // One critical section for the new high-water mark and the choice of recipients, so a
       // catch-up going live at the same moment gets these ops exactly once.
       std::lock_guard l(p->mu);
-      for (const StoredOp& s : *ops_copy) {
-        p->pending.erase(s.op_id);
-        p->stored_ops.insert(s.op_id);
-        p->committed_seq = std::max(p->committed_seq, s.seq);
+      for (const auto& [id, seq] : live->ids) {
+        p->pending.erase(id);
+        p->stored_ops.insert(id);
+        p->committed_seq = std::max(p->committed_seq, seq);
       }
-      out = fan_out_ops(p, from, *ops_copy);
+      if (!live->ids.empty()) {
+        out = fan_out_ops(p, from, live->sections, live->ids.back().second);
+      }
     }
     metrics_.ops_accepted += accepted;
     if (auto peer_now = weak.lock()) peer_now->deliver(ack);
-    send_ops(p->id, *ops_copy, heads, out);
+    send_ops(*live, out);
   }, still_valid(p));
 }
 

@@ -139,13 +139,26 @@ class SyncService {
     };
     std::vector<View> views;
   };
-  // With p.mu held: the recipients of `ops` among the live subscribers (fetch log records are
-  // queued). Sent with send_ops() after the mutex is released.
+  // A push's accepted ops as the live batch that carries all of them, built by push_ops on the
+  // pushing connection's thread: the commit's callback, on the writer's thread (which every
+  // commit waits for), then only hands its bytes to the subscribers that may read all of it.
+  struct LiveOps {
+    kith::v1::ServerMessage message;          // an OpsBatch: every op and head of the push
+    Encoded bytes;                            // `message` serialized (null: not yet)
+    std::vector<Section> op_sections;         // of each op of `message`, in order
+    std::vector<Section> head_sections;       // of each head of `message`, in order
+    std::vector<Section> sections;            // of its ops, sorted, without repeats
+    std::vector<Section> all_sections;        // of its ops and heads, likewise
+    std::vector<std::pair<OpId, std::uint64_t>> ids;  // each op's id and seq
+  };
+  // With p.mu held: the recipients of a push of ops in `sections` (sorted) up to `up_to_seq`
+  // among the live subscribers (fetch log records are queued). Sent with send_ops() after the
+  // mutex is released.
   FanOut fan_out_ops(const std::shared_ptr<Plan>& p, const DeviceId& from,
-                     const std::vector<StoredOp>& ops);
-  // Builds each view's live batch once and queues it for every peer of the view.
-  static void send_ops(const PlanId& plan, const std::vector<StoredOp>& ops,
-                       const std::vector<StoredHead>& heads, const FanOut& fan_out);
+                     const std::vector<Section>& sections, std::uint64_t up_to_seq);
+  // Queues each view's live batch for every peer of the view: `live.bytes` for a view that
+  // reads all of it, otherwise the part it may read, built and serialized once per view.
+  static void send_ops(LiveOps& live, const FanOut& fan_out);
   // With p->mu held: writes `record` to the fetch log with the plan's next group commit, merged
   // with the records of the same device, section and kind that wait for it.
   void log_fetch(const std::shared_ptr<Plan>& p, const FetchRecord& record);
