@@ -130,7 +130,10 @@ class SyncServiceTest : public ::testing::Test {
   }
 
   kith::test::TempDir dir{"kith-service"};
-  SqliteStorage sqlite{dir / "kithd.db", {.synchronous = SqliteStorage::Options::Sync::kNormal}};
+  // Op ids are merged from recent_op_ids into op_ids every few ops, so that every test here
+  // also runs across merges.
+  SqliteStorage sqlite{dir / "kithd.db",
+                       {.synchronous = SqliteStorage::Options::Sync::kNormal, .merge_op_ids_at = 4}};
   GatedStorage storage{&sqlite};
   Metrics metrics;
   std::unique_ptr<GroupCommitter> committer;
@@ -302,6 +305,45 @@ TEST_F(SyncServiceTest, NewOpIdsAreCheckedInMemoryAndRepeatsInStorage) {
   EXPECT_EQ(again.push_ack().acked(1).server_seq(), 2u);
   EXPECT_EQ(storage.op_lookups(), before + 2);
   EXPECT_EQ(stored(mary.plan, "notes").size(), 2u);
+}
+
+// Some of a plan's op ids are merged into op_ids, the last ones wait in recent_op_ids: a device
+// that sends every op again (it never saw the acks) gets each op's first sequence number back,
+// from the plan in memory and from the plan reloaded, and nothing is stored twice.
+TEST_F(SyncServiceTest, OpsSentAgainAreAcknowledgedOnceWhetherTheirIdsWereMergedOrNot) {
+  reset_service(cache_of(1));
+  Owner mary = owner_with_plan("mary");
+  kith::test::Forge forge = mary.forge();
+  std::vector<sync::Op> ops;
+  for (std::uint64_t n = 1; n <= 10; ++n) {
+    ops.push_back(forge.op("notes", n, n == 1 ? sync::OpHash{} : ops.back().hash()));
+    service->push_ops(mary.peer, n, forge.push({ops.back()}).push_ops());
+    ASSERT_TRUE(mary.peer->answer(n).has_push_ack());
+  }
+  EXPECT_LT(sqlite.recent_op_ids(), 4u);  // merged at 4 and 8: two wait
+  EXPECT_GT(sqlite.recent_op_ids(), 0u);
+
+  auto expect_first_seqs = [&](std::uint64_t request_id) {
+    service->push_ops(mary.peer, request_id, forge.push(ops).push_ops());
+    auto again = mary.peer->answer(request_id);
+    ASSERT_TRUE(again.has_push_ack()) << again.DebugString();
+    ASSERT_EQ(again.push_ack().acked_size(), 10);
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(again.push_ack().acked(i).server_seq(), static_cast<std::uint64_t>(i + 1)) << i;
+    }
+    EXPECT_EQ(stored(mary.plan, "notes").size(), 10u);
+  };
+  expect_first_seqs(20);
+  std::vector<Owner> others;
+  for (const char* name : {"ann", "bob"}) others.push_back(owner_with_plan(name));
+  expect_first_seqs(21);  // reloaded: its op ids read from both tables
+
+  // And the next op is new, not mistaken for a repeat.
+  const sync::Op next = forge.op("notes", 11, ops.back().hash());
+  service->push_ops(mary.peer, 22, forge.push({next}).push_ops());
+  auto ack = mary.peer->answer(22);
+  ASSERT_TRUE(ack.has_push_ack()) << ack.DebugString();
+  EXPECT_EQ(ack.push_ack().acked(0).server_seq(), 11u);
 }
 
 }  // namespace
