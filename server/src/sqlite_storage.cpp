@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <limits>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "kith/sync/error.hpp"
@@ -126,17 +126,6 @@ StoredOp op_from_row(const Row& row) {
 
 }  // namespace
 
-std::size_t SqliteStorage::PlanOpHash::operator()(const PlanOp& k) const noexcept {
-  return static_cast<std::size_t>(sync::keyed_id_hash(crypto::ByteView(k.bytes)));
-}
-
-SqliteStorage::PlanOp SqliteStorage::plan_op(const PlanId& plan, const OpId& op) noexcept {
-  PlanOp k{};
-  std::ranges::copy(plan.bytes(), k.bytes.begin());
-  std::ranges::copy(op.bytes(), k.bytes.begin() + 16);
-  return k;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 // Borrows a read connection for one call, waiting while all of them are in use.
@@ -189,7 +178,9 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
       ScopedStatement q = writer_->query("SELECT plan_id, op_id FROM recent_op_ids");
       while (q->step()) {
         const Row row(*q, path_);
-        recent_.insert(plan_op(row.id<PlanId>(0, "plan id"), row.id<OpId>(1, "op id")));
+        if (recent_[row.id<PlanId>(0, "plan id")].insert(row.id<OpId>(1, "op id")).second) {
+          ++recent_size_;
+        }
       }
     }
     sqlite3_db_config(writer_->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, nullptr);
@@ -254,45 +245,79 @@ void SqliteStorage::commit(std::span<const WriteBatch> batches) {
   translated([&] {
     if (checkpointer_) checkpointer_->hold_for_restart();
     std::lock_guard lock(write_mutex_);
-    std::vector<PlanOp> added;
+    std::vector<std::pair<PlanId, OpId>> added;
     try {
       sqlite::Transaction transaction(*writer_);
       for (const WriteBatch& batch : batches) write_batch(*writer_, batch, added);
       transaction.commit();
     } catch (...) {
       // The Transaction's destructor has rolled back every batch: so do the ids it added.
-      for (const PlanOp& k : added) recent_.erase(k);
+      for (const auto& [plan, op] : added) {
+        auto ids = recent_.find(plan);
+        recent_size_ -= ids->second.erase(op);
+        if (ids->second.empty()) recent_.erase(ids);
+      }
       throw;
     }
-    if (recent_.size() >= std::max<std::size_t>(options_.merge_op_ids_at, 1)) merge_op_ids();
+    merge_op_ids();
   });
 }
 
-void SqliteStorage::merge_op_ids() {
-  // In (plan, op id) order, each page of op_ids that receives ids is written once per merge
-  // however many it receives. What stays in recent_op_ids is still found there, so a merge that
-  // fails loses nothing: it is tried again after the next commit.
+void SqliteStorage::merge_op_ids() noexcept {
+  const std::size_t limit = std::max<std::size_t>(options_.merge_op_ids_at, 1);
+  if (recent_size_ >= limit) merging_ = true;
+  if (!merging_) return;
+  // A plan's ids in (plan, op id) order: each page of op_ids that receives some is written once
+  // per step however many it receives. Largest plans first, so that each step moves many ids
+  // for few pages, and a step stops after limit / 8 ids, so that no commit waits for a merge of
+  // everything. What stays in recent_op_ids is still found there: a step that fails loses
+  // nothing, and is tried again after the next commit.
   try {
-    sqlite::Transaction transaction(*writer_);
-    writer_->exec(
-        "INSERT INTO op_ids (plan_id, op_id, seq) "
-        "SELECT plan_id, op_id, seq FROM recent_op_ids ORDER BY plan_id, op_id");
-    writer_->exec("DELETE FROM recent_op_ids");
-    transaction.commit();
-    recent_.clear();
-  } catch (const sync::SyncError& e) {
-    log::event("op_id_merge_failed", {{"error", e.what()}, {"recent_op_ids", recent_.size()}});
+    std::vector<std::pair<std::size_t, PlanId>> plans;
+    plans.reserve(recent_.size());
+    for (const auto& [plan, ids] : recent_) plans.emplace_back(ids.size(), plan);
+    std::sort(plans.begin(), plans.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<PlanId> merged;
+    std::size_t ids = 0;
+    {
+      sqlite::Transaction transaction(*writer_);
+      for (const auto& [count, plan] : plans) {
+        if (ids >= std::max<std::size_t>(limit / 8, 1)) break;
+        {
+          ScopedStatement q = writer_->query(
+              "INSERT INTO op_ids (plan_id, op_id, seq) "
+              "SELECT plan_id, op_id, seq FROM recent_op_ids WHERE plan_id = ?1 ORDER BY op_id");
+          q->bind(1, plan.bytes());
+          q->run();
+        }
+        ScopedStatement q = writer_->query("DELETE FROM recent_op_ids WHERE plan_id = ?1");
+        q->bind(1, plan.bytes());
+        q->run();
+        merged.push_back(plan);
+        ids += count;
+      }
+      transaction.commit();
+    }
+    for (const PlanId& plan : merged) recent_.erase(plan);
+    recent_size_ -= ids;
+    if (recent_size_ <= limit / 2) merging_ = false;
+  } catch (const std::exception& e) {
+    log::event("op_id_merge_failed", {{"error", e.what()}, {"recent_op_ids", recent_size_}});
   }
 }
 
-void SqliteStorage::write_batch(Database& db, const WriteBatch& batch, std::vector<PlanOp>& added) {
+void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
+                                std::vector<std::pair<PlanId, OpId>>& added) {
   const crypto::ByteView plan = batch.plan.bytes();
   for (const StoredOp& op : batch.ops) {
     // The op id must be new to the plan: not in recent_op_ids (recent_, which also holds what
     // this transaction wrote so far), nor in op_ids.
-    bool taken = !recent_.insert(plan_op(batch.plan, op.op_id)).second;
+    auto& recent = recent_[batch.plan];
+    bool taken = !recent.insert(op.op_id).second;
     if (!taken) {
-      added.push_back(plan_op(batch.plan, op.op_id));
+      ++recent_size_;
+      added.emplace_back(batch.plan, op.op_id);
       ScopedStatement q = db.query("SELECT 1 FROM op_ids WHERE plan_id = ?1 AND op_id = ?2");
       q->bind(1, plan);
       q->bind(2, op.op_id.bytes());

@@ -23,7 +23,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "sqlite_storage_checkpoint.hpp"
@@ -54,10 +56,12 @@ class SqliteStorage final : public Storage {
     std::int64_t writer_cache_kib = 65536;
     // When the WAL is checkpointed (by a thread of its own, sqlite_storage_checkpoint.hpp).
     WalCheckpointer::Options checkpoint{};
-    // How many op ids gather in recent_op_ids before the writer merges them into op_ids in one
-    // sorted pass, right after the commit that reached it (schema version 3). Larger: fewer
-    // pages of op_ids written per op, more memory (~100 bytes an id, held by the writer), and a
-    // longer merge (a few hundred ms for 2^17 ids), which delays that commit's acks.
+    // How many op ids may gather in recent_op_ids before the writer merges them into op_ids
+    // (schema version 3). Once they reach it, the writer merges, after each commit and in a
+    // transaction of its own, the plans with the most recent ids, at least merge_op_ids_at / 8
+    // ids a time, until half are left: each plan's ids in one sorted pass. Larger: fewer pages
+    // of op_ids written per op, more memory (~100 bytes an id, held by the writer), and longer
+    // merge steps (merging 2^17 ids at once took 0.3-0.8 s here), which delay that commit's acks.
     std::size_t merge_op_ids_at = std::size_t{1} << 17;
   };
 
@@ -97,7 +101,7 @@ class SqliteStorage final : public Storage {
   // Op ids in recent_op_ids, not yet merged into op_ids (for tests; the writer's count).
   std::size_t recent_op_ids() {
     std::lock_guard lock(write_mutex_);
-    return recent_.size();
+    return recent_size_;
   }
 
  private:
@@ -106,21 +110,12 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<sync::sqlite::Database> open_connection() const;
   // Per-connection settings; they read the file, so they come after inspecting it.
   void configure(sync::sqlite::Database& db, bool writer) const;
-  // (plan, op id): what recent_ holds.
-  struct PlanOp {
-    std::array<std::uint8_t, 32> bytes;
-    bool operator==(const PlanOp&) const = default;
-  };
-  struct PlanOpHash {
-    std::size_t operator()(const PlanOp& k) const noexcept;
-  };
-  static PlanOp plan_op(const PlanId& plan, const OpId& op) noexcept;
   // Writes one batch; the (plan, op id) of each op it writes is added to recent_ and to `added`.
   void write_batch(sync::sqlite::Database& db, const WriteBatch& batch,
-                   std::vector<PlanOp>& added);
-  // Moves every op id of recent_op_ids into op_ids, in (plan, op id) order, in a transaction of
-  // its own. Called by the writer with write_mutex_ held.
-  void merge_op_ids();
+                   std::vector<std::pair<PlanId, OpId>>& added);
+  // One merge step (see Options::merge_op_ids_at), if one is due. Called by the writer with
+  // write_mutex_ held, after a commit. Never throws: a step that fails is tried again.
+  void merge_op_ids() noexcept;
   std::map<Section, SectionChecksum> checksums(sync::sqlite::Database& db, const PlanId& plan,
                                                std::uint64_t seq) const;
 
@@ -131,7 +126,9 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<sync::sqlite::Database> writer_;
   // The op ids in recent_op_ids, as of the last commit (write_mutex_): with op_ids, what a
   // commit checks a new op id against. Loaded when the file is opened.
-  std::unordered_set<PlanOp, PlanOpHash> recent_;
+  std::unordered_map<PlanId, std::unordered_set<OpId, sync::IdHash>, sync::IdHash> recent_;
+  std::size_t recent_size_ = 0;  // ids in recent_
+  bool merging_ = false;         // merge steps go on until half of merge_op_ids_at is left
 
   std::mutex read_mutex_;
   std::condition_variable read_free_;

@@ -137,12 +137,13 @@ DROP TABLE heads_v1;
 // Version 3: op ids leave the ops table's (plan, op_id) index for two tables of their own.
 // Client-chosen op ids are random, so that index took each new op at a random place: once a
 // plan's index outgrew one group commit's inserts, nearly every op dirtied a page of it of its
-// own, written to the WAL and again at the checkpoint. Now a commit appends each op id to recent_op_ids, keyed (plan, seq) so that a
-// plan's recent ids lie together at the end of its range; once enough have gathered, the writer
-// merges them into op_ids in one sorted pass (SqliteStorage::Options::merge_op_ids_at), which
-// touches each page of op_ids once per merge instead of once per op. An op id is in exactly one
-// of the two tables; the writer keeps the ids of recent_op_ids in memory, so that a commit still
-// refuses an op id the plan already holds.
+// own, written to the WAL and again at the checkpoint. Now a commit appends each op id to
+// recent_op_ids, keyed (plan, seq) so that a plan's recent ids lie together at the end of its
+// range; once enough have gathered, the writer moves them into op_ids a plan at a time, each
+// plan's in one sorted pass (SqliteStorage::Options::merge_op_ids_at), which touches each page
+// of op_ids once per merge instead of once per op. An op id is in exactly one of the two tables;
+// the writer keeps the ids of recent_op_ids in memory, so that a commit still refuses an op id the
+// plan already holds.
 constexpr const char* kSchema3 = R"sql(
 CREATE TABLE op_ids (
   plan_id BLOB NOT NULL CHECK (length(plan_id) = 16),
@@ -175,9 +176,10 @@ constexpr Migration kMigrations[] = {
 
 // What the newest schema must contain; a file that lacks one was altered or damaged.
 constexpr std::array<const char*, 12> kSchemaObjects = {
-    "ops",        "ops_by_section", "ops_by_chain", "op_ids",
-    "recent_op_ids", "heads",       "membership",   "envelopes",
-    "envelopes_by_recipient", "fetch_log", "fetch_log_by_plan", "devices"};
+    "ops",        "ops_by_section",    "ops_by_chain",
+    "op_ids",     "recent_op_ids",     "heads",
+    "membership", "envelopes",         "envelopes_by_recipient",
+    "fetch_log",  "fetch_log_by_plan", "devices"};
 
 // PRAGMA application_id of a Kith device's local store (sync/src/sqlite/store_schema.hpp).
 constexpr std::int64_t kLocalStoreApplicationId = 0x4B495448;

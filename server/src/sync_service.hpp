@@ -143,12 +143,12 @@ class SyncService {
   // pushing connection's thread: the commit's callback, on the writer's thread (which every
   // commit waits for), then only hands its bytes to the subscribers that may read all of it.
   struct LiveOps {
-    kith::v1::ServerMessage message;          // an OpsBatch: every op and head of the push
-    Encoded bytes;                            // `message` serialized (null: not yet)
-    std::vector<Section> op_sections;         // of each op of `message`, in order
-    std::vector<Section> head_sections;       // of each head of `message`, in order
-    std::vector<Section> sections;            // of its ops, sorted, without repeats
-    std::vector<Section> all_sections;        // of its ops and heads, likewise
+    kith::v1::ServerMessage message;                  // an OpsBatch: every op and head of the push
+    Encoded bytes;                                    // `message` serialized (null: not yet)
+    std::vector<Section> op_sections;                 // of each op of `message`, in order
+    std::vector<Section> head_sections;               // of each head of `message`, in order
+    std::vector<Section> sections;                    // of its ops, sorted, without repeats
+    std::vector<Section> all_sections;                // of its ops and heads, likewise
     std::vector<std::pair<OpId, std::uint64_t>> ids;  // each op's id and seq
   };
   // With p.mu held: the recipients of a push of ops in `sections` (sorted) up to `up_to_seq`
