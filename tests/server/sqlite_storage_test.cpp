@@ -632,8 +632,8 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
         q->run();
       }
       for (const StoredOp& o : batch->ops) {
-        auto q = raw.query(
-            "INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+        auto q =
+            raw.query("INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
         q->bind(1, batch->plan.bytes());
         q->bind(2, static_cast<std::int64_t>(o.seq));
         q->bind(3, o.op_id.bytes());

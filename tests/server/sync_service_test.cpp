@@ -132,8 +132,9 @@ class SyncServiceTest : public ::testing::Test {
   kith::test::TempDir dir{"kith-service"};
   // Op ids are merged from recent_op_ids into op_ids every few ops, so that every test here
   // also runs across merges.
-  SqliteStorage sqlite{dir / "kithd.db",
-                       {.synchronous = SqliteStorage::Options::Sync::kNormal, .merge_op_ids_at = 4}};
+  SqliteStorage sqlite{
+      dir / "kithd.db",
+      {.synchronous = SqliteStorage::Options::Sync::kNormal, .merge_op_ids_at = 4}};
   GatedStorage storage{&sqlite};
   Metrics metrics;
   std::unique_ptr<GroupCommitter> committer;
