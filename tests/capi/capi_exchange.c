@@ -282,10 +282,11 @@ int main(int argc, char** argv) {
   MUST(kith_sync_once(owner, plan));
   MUST(kith_member_list(owner, plan, &json));
   CHECK(strstr(json, member_account) != NULL);
-  CHECK(strstr(json, "\"name\"") == NULL);
+  CHECK(strstr(json, "\"name\":\"Nia\"") != NULL); /* the name the member shares */
   kith_string_free(json);
   /* The owner calls the member Ana, on the owner's device only. */
-  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, "cafe"), KITH_ERR_INVALID_ARGUMENT);
+  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, "Ana\x1b[2J"),
+              KITH_ERR_INVALID_ARGUMENT);
   EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, ""), KITH_ERR_INVALID_ARGUMENT);
   MUST(kith_member_name_set(owner, plan, member_account, "Ana"));
   MUST(kith_member_list(owner, plan, &json));
@@ -293,6 +294,7 @@ int main(int argc, char** argv) {
   kith_string_free(json);
   MUST(kith_member_list(member, plan, &json));
   CHECK(strstr(json, "Ana") == NULL);
+  CHECK(strstr(json, "\"name\":\"Ada\"") != NULL); /* the owner's shared name */
   kith_string_free(json);
 
   /* --- Export as an HL7 FHIR R4 document; import into another person's home --- */

@@ -119,7 +119,7 @@ kith_status kith_plan_link(kith_home* home, const char* plan_id, const char* tit
     const auto t = kith::capi::optional_arg(title);
     cli::link_this_device(h.device, kith::capi::require_server(h), plan,
                           t ? *t : "plan " + plan.short_hex());
-    if (records) *records = h.device.engine().state(plan).records().size();
+    if (records) *records = cli::plan_records(h.device.engine().state(plan)).size();
   });
 }
 

@@ -33,10 +33,10 @@ void link(Context& ctx, const LinkArgs& a) {
               {"title", title},
               {"device", this_device.hex()},
               {"linked", true},
-              {"records", device.engine().state(plan).records().size()}});
+              {"records", plan_records(device.engine().state(plan)).size()}});
     return;
   }
-  const std::size_t records = device.engine().state(plan).records().size();
+  const std::size_t records = plan_records(device.engine().state(plan)).size();
   ctx.out << "Linked this device to " << title << " (" << plan.short_hex() << ").\n";
   if (records > 0) {
     ctx.out << "The keys came back with your recovery key: " << records

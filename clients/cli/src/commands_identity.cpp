@@ -2,6 +2,7 @@
 #include <memory>
 
 #include "context.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/cli/passphrase.hpp"
 #include "kith/crypto/bytes.hpp"
 #include "kith/crypto/error.hpp"
@@ -47,6 +48,7 @@ crypto::RecoveryKey read_recovery_key(const Context& ctx) {
 
 void init(Context& ctx, const std::string& name, bool recover) {
   if (name.empty()) throw CliError(Exit::kUsage, "usage", "--name must not be empty");
+  check_name(name);  // before any question: the circle sees it
   const Home home = ctx.home();
   if (home.initialised()) {
     throw CliError(Exit::kKeys, "already_initialised",
@@ -166,7 +168,7 @@ void register_identity_commands(CLI::App& app, Context& ctx) {
       if (name->empty() && !*recover) {
         throw CliError(Exit::kUsage, "usage", "--name is required (your name)");
       }
-      init(ctx, name->empty() ? std::string("another device") : *name, *recover);
+      init(ctx, name->empty() ? std::string(kUnnamedDevice) : *name, *recover);
     };
   });
 
