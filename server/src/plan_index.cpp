@@ -21,8 +21,8 @@ std::optional<AccountPlan> member_row(const sync::MembershipLog& log, const sync
     never |= grant.expires_at_ms == 0;
     latest = std::max(latest, grant.expires_at_ms);
   }
-  return AccountPlan{view.account, log.plan(), false, *log.owner(), created_at_ms,
-                     never ? 0 : latest};
+  const std::uint64_t expires_at_ms = never ? 0 : latest;
+  return AccountPlan{view.account, log.plan(), false, *log.owner(), created_at_ms, expires_at_ms};
 }
 
 }  // namespace

@@ -347,8 +347,7 @@ void SqliteStorage::write_batch(Database& db, const WriteBatch& batch) const {
     q->run();
   }
   for (const AccountId& account : batch.plan_index_drop) {
-    ScopedStatement q =
-        db.query("DELETE FROM account_plans WHERE account = ?1 AND plan_id = ?2");
+    ScopedStatement q = db.query("DELETE FROM account_plans WHERE account = ?1 AND plan_id = ?2");
     q->bind(1, account.bytes());
     q->bind(2, plan);
     q->run();

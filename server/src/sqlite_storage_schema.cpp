@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <vector>
 #include <iterator>
 #include <set>
+#include <vector>
 
 #include "kith/sync/error.hpp"
 #include "kith/sync/membership.hpp"

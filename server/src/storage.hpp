@@ -140,8 +140,7 @@ struct WriteBatch {
 
   bool empty() const noexcept {
     return ops.empty() && heads.empty() && membership.empty() && envelopes.empty() &&
-           fetches.empty() && devices.empty() && plan_index_put.empty() &&
-           plan_index_drop.empty();
+           fetches.empty() && devices.empty() && plan_index_put.empty() && plan_index_drop.empty();
   }
 };
 

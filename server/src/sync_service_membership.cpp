@@ -8,9 +8,9 @@
 #include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
 #include "kith/sync/wire.hpp"
-#include "sync_service.hpp"
 #include "log.hpp"
 #include "plan_index.hpp"
+#include "sync_service.hpp"
 #include "sync_service_plan.hpp"
 
 namespace kith::server {

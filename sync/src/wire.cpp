@@ -308,10 +308,11 @@ void check_message(Checker& c, const pb::ClientMessage& msg) {
     case pb::ClientMessage::BODY_NOT_SET:
       break;
   }
-  c.fail(SyncErrorCode::kMalformed,
-         "client message has no body; exactly one of hello, authenticate, subscribe, "
-         "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log, ping, redeem_invite or "
-         "list_plans must be set");
+  c.fail(
+      SyncErrorCode::kMalformed,
+      "client message has no body; exactly one of hello, authenticate, subscribe, "
+      "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log, ping, redeem_invite or "
+      "list_plans must be set");
 }
 
 void check_message(Checker& c, const pb::ServerMessage& msg) {

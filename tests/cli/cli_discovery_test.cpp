@@ -91,8 +91,7 @@ TEST_F(Discovery, ALostPhonesOwnerFindsLinksAndReadsEveryPlan) {
   // The keys came back with the recovery key: each plan reads as on the lost phone.
   EXPECT_NE(ok(phone, {"show", mine}).out.find("Metformin 500 mg"), std::string::npos);
   EXPECT_NE(ok(phone, {"list", garden}).out.find("Roses need pruning"), std::string::npos);
-  EXPECT_NE(ok(phone, {"list", theirs}).out.find("Crossword club on Tuesdays"),
-            std::string::npos);
+  EXPECT_NE(ok(phone, {"list", theirs}).out.find("Crossword club on Tuesdays"), std::string::npos);
 
   // Nothing is left to link.
   const auto again = ok(phone, {"device", "link", "--all"});

@@ -80,8 +80,8 @@ class KithdDiscoveryTest : public KithdCircleTest {
     theirs = friend_->engine->create_plan("Joan's plan");
     friend_->engine->add_record(theirs, "note", {{"text", "Joan likes crosswords"}});
     ASSERT_TRUE(friend_->sync(theirs).empty());
-    const InviteCode code = friend_->engine->invite(
-        theirs, sync::role_grants(Role::kFamily), sync_now() + kWeek);
+    const InviteCode code =
+        friend_->engine->invite(theirs, sync::role_grants(Role::kFamily), sync_now() + kWeek);
     ASSERT_TRUE(friend_->sync(theirs).empty());
     ASSERT_TRUE(owner->join(code, "Joan's plan").empty());
     ASSERT_TRUE(friend_->sync(theirs).empty());  // the friend learns of the join

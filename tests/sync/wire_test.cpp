@@ -399,8 +399,7 @@ std::vector<LimitCase> limit_cases() {
       {l.max_plan_list_entries, "list_plans.limit is 1001; at most 1000", false,
        [](auto n) { return "list_plans { limit: " + std::to_string(n) + " }"; }},
       // Server messages.
-      {l.max_plan_list_entries, "plan_list has 1001 plans; at most 1000 are allowed per page",
-       true,
+      {l.max_plan_list_entries, "plan_list has 1001 plans; at most 1000 are allowed per page", true,
        [](auto n) {
          return "plan_list { " +
                 repeat(n, "plans { plan_id: " + q(pattern(kPlanIdBytes)) +

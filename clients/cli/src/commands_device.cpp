@@ -53,8 +53,11 @@ void link_all(Context& ctx) {
   nlohmann::json expired = nlohmann::json::array();
   std::size_t already = 0;
   for (const DiscoveredPlan& d : found) {
-    if (d.on_this_device()) ++already;
-    else if (d.server.expired) expired.push_back(d.server.plan.hex());
+    if (d.on_this_device()) {
+      ++already;
+    } else if (d.server.expired) {
+      expired.push_back(d.server.plan.hex());
+    }
   }
   if (ctx.opts.json) {
     ctx.emit({{"linked", linked}, {"already_here", already}, {"expired", expired}});
@@ -154,8 +157,7 @@ void register_device_commands(CLI::App& app, Context& ctx) {
       "link",
       "On a device made with `init --recover`: add it to PLAN_ID, or with --all to every plan "
       "the server lists for your account (needs a server)");
-  l->add_option("PLAN_ID", a->plan,
-                "The plan's full id (`kith plan list --remote` shows the ids)");
+  l->add_option("PLAN_ID", a->plan, "The plan's full id (`kith plan list --remote` shows the ids)");
   l->add_flag("--all", a->all,
               "Link every plan the server lists for your account that is not on this device "
               "(plans whose access has expired are left out)");

@@ -79,7 +79,8 @@ void list(Context& ctx, bool remote) {
     // nothing here changes either way.
     const std::vector<DiscoveredPlan> found = discover_plans(device, *server);
     if (ctx.opts.json) {
-      ctx.emit({{"plans", plans}, {"server", server->url}, {"server_plans", discovered_json(found)}});
+      ctx.emit(
+          {{"plans", plans}, {"server", server->url}, {"server_plans", discovered_json(found)}});
     } else {
       print_remote(ctx, server->url, plans, found);
     }
