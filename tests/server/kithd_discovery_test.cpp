@@ -222,5 +222,33 @@ TEST_F(KithdDiscoveryTest, AnUpgradedDatabaseListsThePlansItAlreadyHeld) {
   EXPECT_TRUE(list_all(*nurse).empty());
 }
 
+TEST_F(KithdDiscoveryTest, AnUpgradeIndexesADamagedLogAsFarAsItVerifies) {
+  owner_in_three_plans();
+  owner->conn->close();
+  friend_->conn->close();
+  ASSERT_TRUE(server->stop().clean()) << server->log_tail();
+  {
+    // Schema 2, and the friend's plan's log altered from entry 2 (the owner's join) on: one
+    // signature byte changed.
+    sync::sqlite::Database db(server->data_dir() / "kithd.db");
+    db.exec("DROP TABLE account_plans");
+    db.exec("PRAGMA user_version = 2");
+    auto q = db.query(
+        "UPDATE membership SET entry = substr(entry, 1, length(entry) - 1) || "
+        "CASE WHEN substr(entry, -1) = X'00' THEN X'01' ELSE X'00' END "
+        "WHERE plan_id = ?1 AND idx >= 2");
+    q->bind(1, theirs.bytes());
+    q->run();
+    ASSERT_GT(db.changes(), 0);
+  }
+  // kithd starts; the owner's join no longer verifies, so the owner is not listed in that plan,
+  // while its creator still is.
+  server->start();
+  owner->connect(*server);
+  friend_->connect(*server);
+  EXPECT_EQ(list_all(*owner), sorted({owned(plan, *owner), owned(second, *owner)}));
+  EXPECT_EQ(list_all(*friend_), std::vector<Listed>{owned(theirs, *friend_)});
+}
+
 }  // namespace
 }  // namespace kith::test
