@@ -125,8 +125,9 @@ void init(Context& ctx, const std::string& name, bool recover) {
                  "`kith device link PLAN_ID`.\n";
     } else {
       ctx.out << "Could not ask the server which plans your account is in (" << why_no_list
-              << ").\nOnce it can be reached, `kith plan list --remote --server wss://HOST:PORT` "
-                 "lists them and `kith device link --all` links them here.\n";
+              << ").\nOnce it can be reached, `kith plan list --remote"
+              << (server ? "" : " --server wss://HOST:PORT")
+              << "` lists them and `kith device link --all` links them here.\n";
     }
   } else {
     ctx.out << "Created a Kith identity for " << made.info.name << " in " << home.dir().string()
