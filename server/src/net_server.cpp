@@ -310,6 +310,12 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
         case kith::v1::ClientMessage::kFetchLog:
           plan = m.fetch_log().plan_id();
           return send(shared_->service.fetch_log(*this, rid, m.fetch_log()));
+        case kith::v1::ClientMessage::kListPlans: {
+          auto list = shared_->service.list_plans(*this, rid, m.list_plans());
+          log::event("list_plans", {{"device", who_.device.short_hex()},
+                                    {"plans", list.plan_list().plans_size()}});
+          return send(list);
+        }
         case kith::v1::ClientMessage::kRedeemInvite:
           plan = m.redeem_invite().plan_id();
           for (auto& out : shared_->service.redeem_invite(*this, rid, m.redeem_invite())) {

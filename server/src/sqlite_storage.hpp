@@ -81,6 +81,8 @@ class SqliteStorage final : public Storage {
   std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
                                      std::size_t limit) override;
   std::optional<DeviceRecord> find_device(const DeviceId& device) override;
+  std::vector<AccountPlan> plans_of(const AccountId& account, const std::optional<PlanId>& after,
+                                    std::size_t limit) override;
 
   const std::string& path() const noexcept { return path_; }
   // WAL checkpoints run so far by the checkpoint thread (for tests).
