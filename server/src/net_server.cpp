@@ -852,13 +852,19 @@ struct Server::Impl {
   const Config& config;
   GroupCommitter& committer;
   net::io_context ioc;
+  // Registered here, before main logs "listening", so a SIGTERM sent as soon as that line
+  // appears waits for run() to drain rather than killing the process (asio keeps it pending).
+  net::signal_set signals;
   ssl::context tls{ssl::context::tls_server};
   std::shared_ptr<Shared> shared;
   std::shared_ptr<Listener> listener;
 
   Impl(const Config& c, const CertFiles& files, SyncService& service, GroupCommitter& gc,
        Metrics& metrics)
-      : config(c), committer(gc), ioc(static_cast<int>(c.threads)) {
+      : config(c),
+        committer(gc),
+        ioc(static_cast<int>(c.threads)),
+        signals(ioc, SIGINT, SIGTERM) {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                     ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION |
@@ -912,8 +918,7 @@ void Server::run() {
   Impl& s = *impl_;
   std::promise<int> stop;
   auto stopped = stop.get_future();
-  net::signal_set signals(s.ioc, SIGINT, SIGTERM);
-  signals.async_wait([&stop](beast::error_code ec, int sig) {
+  s.signals.async_wait([&stop](beast::error_code ec, int sig) {
     if (!ec) stop.set_value(sig);
   });
   s.listener->run();
