@@ -45,6 +45,15 @@ class Names : public KithCli {
     ok(env, {"join", inv["code"].get<std::string>(), "--title", "Mary"});
     return {env, ok(env, {"--json", "whoami"}).json()["account"].get<std::string>()};
   }
+  // Account -> name, as `kith members PLAN` shows them on `env`'s device.
+  std::map<std::string, std::string> names_seen_by(const Env& env) {
+    std::map<std::string, std::string> out;
+    const nlohmann::json all = ok(env, {"--json", "members", plan}).json();
+    for (const auto& m : all["members"]) {
+      if (m.contains("name")) out[m["account"].get<std::string>()] = m["name"];
+    }
+    return out;
+  }
   nlohmann::json member(const std::string& account) {
     const nlohmann::json all = ok(owner, {"--json", "members", plan}).json();
     for (const auto& m : all["members"]) {
@@ -142,14 +151,6 @@ TEST_F(Names, EachMemberSharesTheirNameSealedWithTheWholeCircle) {
 
   const std::string owner_account =
       ok(owner, {"--json", "whoami"}).json()["account"].get<std::string>();
-  auto names_seen_by = [&](const Env& env) {
-    std::map<std::string, std::string> out;
-    const nlohmann::json all = ok(env, {"--json", "members", plan}).json();
-    for (const auto& m : all["members"]) {
-      if (m.contains("name")) out[m["account"].get<std::string>()] = m["name"];
-    }
-    return out;
-  };
   const std::map<std::string, std::string> everyone = {
       {owner_account, "Mary"}, {nurse_account, "Nia " + canary}, {family_account, "Jo"}};
   EXPECT_EQ(names_seen_by(family), everyone);
@@ -190,13 +191,9 @@ TEST_F(Names, AMemberCannotPassForAnotherByTakingTheirName) {
   ok(family, {"sync"});
   const std::string owner_account =
       ok(owner, {"--json", "whoami"}).json()["account"].get<std::string>();
-  const nlohmann::json all = ok(family, {"--json", "members", plan}).json();
-  std::map<std::string, std::string> names;
-  for (const auto& m : all["members"]) {
-    if (m.contains("name")) names[m["account"].get<std::string>()] = m["name"];
-  }
-  EXPECT_EQ(names[owner_account], "Mary (" + owner_account.substr(0, 8) + ")");
-  EXPECT_EQ(names[other_account], "Mary (" + other_account.substr(0, 8) + ")");
+  const auto names = names_seen_by(family);
+  EXPECT_EQ(names.at(owner_account), "Mary (" + owner_account.substr(0, 8) + ")");
+  EXPECT_EQ(names.at(other_account), "Mary (" + other_account.substr(0, 8) + ")");
   // Typed, the name is ambiguous; the name with its id's start, or the id, is not.
   expect_refusal(owner, {"grant", plan, "Mary", "notes:read"}, 3, "ambiguous_member",
                  "stands for more than one member");
