@@ -153,13 +153,8 @@ std::vector<Section> SyncEngine::revoke(const PlanId& plan, const AccountId& mem
   }
   reseal_outbox(p);
   rebuild_state(p);
-  // Someone left with no other access no longer shares names with the circle.
-  if (section && section->name() != kNamesSection && !has_access_beyond_names(p, member) &&
-      p.log.permission(member, Section::parse(kNamesSection)) != Permission::kNone &&
-      p.log.permission(me_.account(), Section::parse(kNamesSection)) >= Permission::kManage) {
-    for (const Section& s : revoke(plan, member, Section::parse(kNamesSection))) {
-      rotated.push_back(s);
-    }
+  if (section && section->name() != kNamesSection) {
+    for (const Section& s : keep_names_grant_in_step(p, member)) rotated.push_back(s);
   }
   return rotated;
 }

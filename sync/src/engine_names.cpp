@@ -47,19 +47,9 @@ std::vector<GrantSpec> SyncEngine::with_names_grant(const Plan& p,
   return grants;
 }
 
-bool SyncEngine::has_access_beyond_names(const Plan& p, const AccountId& member) const {
-  for (const MemberView& m : p.log.members()) {
-    if (m.account != member) continue;
-    for (const auto& [s, g] : m.grants) {
-      if (s.name() != kNamesSection && g.permission != Permission::kNone) return true;
-    }
-  }
-  return false;
-}
-
-void SyncEngine::keep_names_grant_in_step(Plan& p, const AccountId& member) {
+std::vector<Section> SyncEngine::keep_names_grant_in_step(Plan& p, const AccountId& member) {
   const Section& names = names_section();
-  if (p.log.permission(me_.account(), names) < Permission::kManage) return;
+  if (p.log.permission(me_.account(), names) < Permission::kManage) return {};
   std::optional<GrantSpec> held;
   std::vector<GrantSpec> others;
   for (const MemberView& m : p.log.members()) {
@@ -73,12 +63,15 @@ void SyncEngine::keep_names_grant_in_step(Plan& p, const AccountId& member) {
       }
     }
   }
+  if (!held) return {};
+  // Someone left with no other access no longer shares names with the circle.
+  if (others.empty()) return revoke(p.id, member, names);
   // Only a names grant an invitation gave (append) follows; one a manager set otherwise stays.
-  if (!held || held->permission != Permission::kAppend || others.empty()) return;
-  const std::vector<GrantSpec> want = with_names_grant(p, others);
-  for (const GrantSpec& g : want) {
+  if (held->permission != Permission::kAppend) return {};
+  for (const GrantSpec& g : with_names_grant(p, others)) {
     if (g.section == names && g.expires_at_ms != held->expires_at_ms) grant(p.id, member, g);
   }
+  return {};
 }
 
 void SyncEngine::share_name_as(std::string name) {
@@ -98,10 +91,7 @@ void SyncEngine::share_name_if_unshared(Plan& p) {
   for (const RecordView& r : p.state.records(names, /*include_deleted=*/true)) {
     if (r.created_by == me_.account() && r.type == kMemberNameType) return;
   }
-  const RecordId id = RecordId::random();
-  author(p, names,
-         {{Mutation::Kind::kCreate, id, std::string(kMemberNameType), "", "", {}},
-          {Mutation::Kind::kSet, id, "", "name", shared_name_, {}}});
+  add_record(p.id, kMemberNameType, {{"name", shared_name_}});
 }
 
 void SyncEngine::share_name(const PlanId& plan, std::string_view name) {

@@ -249,5 +249,19 @@ TEST_F(Names, TextFromAnotherMemberCannotRewriteTheTerminal) {
   EXPECT_EQ(shown["record"]["fields"]["text"], nasty);
 }
 
+TEST_F(Names, RevokingAMembersLastSectionEndsTheirNamesGrantToo) {
+  auto [family, family_account] = join("Jo", "family");
+  ok(owner, {"sync"});
+  const std::vector<std::string> sections = {"activity", "circle",  "notes",
+                                             "outcomes", "profile", "support"};
+  std::string last;
+  for (const auto& section : sections) {
+    last = ok(owner, {"revoke", plan, family_account, section, "--yes"}).out;
+  }
+  // The last revocation also replaced the names key; no grant is left.
+  EXPECT_NE(last.find("Replaced the keys of: support, names"), std::string::npos) << last;
+  EXPECT_TRUE(member(family_account)["grants"].empty()) << member(family_account).dump();
+}
+
 }  // namespace
 }  // namespace kith::test

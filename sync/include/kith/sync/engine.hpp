@@ -309,10 +309,11 @@ class SyncEngine {
   // account manages `names`, so the invitee can share their name and read the others'.
   std::vector<GrantSpec> with_names_grant(const Plan& p, std::vector<GrantSpec> grants) const;
   void share_name_if_unshared(Plan& p);
-  // After a change to a member's other grants: their `names: append` (as an invitation gave it)
-  // is set to last as long as their longest grant again, so it ends with the rest.
-  void keep_names_grant_in_step(Plan& p, const AccountId& member);
-  bool has_access_beyond_names(const Plan& p, const AccountId& member) const;
+  // After a change to a member's other grants, when this account manages `names`: their
+  // `names: append` (as an invitation gave it) is set to last as long as their longest grant
+  // again, and a names grant of someone left with no other access is revoked. Returns the
+  // sections that revocation rotated.
+  std::vector<Section> keep_names_grant_in_step(Plan& p, const AccountId& member);
   // engine_access_log.cpp
   std::vector<kith::v1::ClientMessage> handle_access_log(const kith::v1::AccessLog& page);
   // engine_checksums.cpp
