@@ -310,6 +310,12 @@ class WsSession : public Peer, public std::enable_shared_from_this<WsSession> {
         case kith::v1::ClientMessage::kFetchLog:
           plan = m.fetch_log().plan_id();
           return send(shared_->service.fetch_log(*this, rid, m.fetch_log()));
+        case kith::v1::ClientMessage::kListPlans: {
+          auto list = shared_->service.list_plans(*this, rid, m.list_plans());
+          log::event("list_plans", {{"device", who_.device.short_hex()},
+                                    {"plans", list.plan_list().plans_size()}});
+          return send(list);
+        }
         case kith::v1::ClientMessage::kRedeemInvite:
           plan = m.redeem_invite().plan_id();
           for (auto& out : shared_->service.redeem_invite(*this, rid, m.redeem_invite())) {
@@ -846,13 +852,19 @@ struct Server::Impl {
   const Config& config;
   GroupCommitter& committer;
   net::io_context ioc;
+  // Registered here, before main logs "listening", so a SIGTERM sent as soon as that line
+  // appears waits for run() to drain rather than killing the process (asio keeps it pending).
+  net::signal_set signals;
   ssl::context tls{ssl::context::tls_server};
   std::shared_ptr<Shared> shared;
   std::shared_ptr<Listener> listener;
 
   Impl(const Config& c, const CertFiles& files, SyncService& service, GroupCommitter& gc,
        Metrics& metrics)
-      : config(c), committer(gc), ioc(static_cast<int>(c.threads)) {
+      : config(c),
+        committer(gc),
+        ioc(static_cast<int>(c.threads)),
+        signals(ioc, SIGINT, SIGTERM) {
     tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                     ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION |
@@ -906,8 +918,7 @@ void Server::run() {
   Impl& s = *impl_;
   std::promise<int> stop;
   auto stopped = stop.get_future();
-  net::signal_set signals(s.ioc, SIGINT, SIGTERM);
-  signals.async_wait([&stop](beast::error_code ec, int sig) {
+  s.signals.async_wait([&stop](beast::error_code ec, int sig) {
     if (!ec) stop.set_value(sig);
   });
   s.listener->run();

@@ -432,6 +432,30 @@ void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
     q->bind(4, to_sql(device.last_seen_ms, "last seen time"));
     q->run();
   }
+  for (const AccountId& account : batch.plan_index_drop) {
+    ScopedStatement q = db.query("DELETE FROM account_plans WHERE account = ?1 AND plan_id = ?2");
+    q->bind(1, account.bytes());
+    q->bind(2, plan);
+    q->run();
+  }
+  for (const AccountPlan& row : batch.plan_index_put) {
+    if (row.plan != batch.plan) {
+      throw StorageError("Commit refused: a plan index row of plan " + row.plan.hex() +
+                         " was written with plan " + batch.plan.hex());
+    }
+    ScopedStatement q = db.query(
+        "INSERT INTO account_plans (account, plan_id, owner, owner_account, created_at_ms, "
+        "expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account, plan_id) "
+        "DO UPDATE SET owner = excluded.owner, owner_account = excluded.owner_account, "
+        "created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms");
+    q->bind(1, row.account.bytes());
+    q->bind(2, plan);
+    q->bind(3, std::int64_t{row.owner ? 1 : 0});
+    q->bind(4, row.owner_account.bytes());
+    q->bind(5, storage_schema::index_time(row.created_at_ms));
+    q->bind(6, storage_schema::index_time(row.expires_at_ms));
+    q->run();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -691,6 +715,31 @@ std::optional<DeviceRecord> SqliteStorage::find_device(const DeviceId& device) {
     const Row row(*q, path_);
     return DeviceRecord{device, row.id<AccountId>(0, "account id"), row.bytes(1),
                         row.u64(2, "last seen time")};
+  });
+}
+
+std::vector<AccountPlan> SqliteStorage::plans_of(const AccountId& account,
+                                                 const std::optional<PlanId>& after,
+                                                 std::size_t limit) {
+  if (limit == 0) return {};
+  return translated([&] {
+    Reader reader(*this);
+    // One range of the primary key: (account, plan_id > after) in plan-id order. An empty blob
+    // sorts before every 16-byte id, so "from the first" needs no second statement.
+    ScopedStatement q = reader.db().query(
+        "SELECT plan_id, owner, owner_account, created_at_ms, expires_at_ms FROM account_plans "
+        "WHERE account = ?1 AND plan_id > ?2 ORDER BY plan_id LIMIT ?3");
+    q->bind(1, account.bytes());
+    q->bind(2, after ? after->bytes() : crypto::ByteView());
+    q->bind(3, clamp_to_sql(limit));
+    std::vector<AccountPlan> out;
+    while (q->step()) {
+      const Row row(*q, path_);
+      out.push_back({account, row.id<PlanId>(0, "plan id"), q->column_int(1) != 0,
+                     row.id<AccountId>(2, "owner account id"), row.u64(3, "plan creation time"),
+                     row.u64(4, "expiry time")});
+    }
+    return out;
   });
 }
 

@@ -57,7 +57,7 @@ class SqliteStorage final : public Storage {
     // When the WAL is checkpointed (by a thread of its own, sqlite_storage_checkpoint.hpp).
     WalCheckpointer::Options checkpoint{};
     // How many op ids may gather in recent_op_ids before the writer merges them into op_ids
-    // (schema version 3). Once they reach it, the writer merges, after each commit and in a
+    // (schema version 4). Once they reach it, the writer merges, after each commit and in a
     // transaction of its own, the plans with the most recent ids, at least merge_op_ids_at / 8
     // ids a time, until half are left: each plan's ids in one sorted pass. Larger: fewer pages
     // of op_ids written per op, more memory (~100 bytes an id, held by the writer), and longer
@@ -94,6 +94,8 @@ class SqliteStorage final : public Storage {
   std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
                                      std::size_t limit) override;
   std::optional<DeviceRecord> find_device(const DeviceId& device) override;
+  std::vector<AccountPlan> plans_of(const AccountId& account, const std::optional<PlanId>& after,
+                                    std::size_t limit) override;
 
   const std::string& path() const noexcept { return path_; }
   // WAL checkpoints run so far by the checkpoint thread (for tests).

@@ -2,12 +2,18 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <iterator>
 #include <set>
+#include <vector>
 
+#include "kith/sync/error.hpp"
+#include "kith/sync/membership.hpp"
 #include "kith/sync/sqlite/database.hpp"
 #include "kith/sync/sqlite/transaction.hpp"
+#include "plan_index.hpp"
 
 namespace kith::server::storage_schema {
 namespace {
@@ -134,7 +140,71 @@ INSERT INTO heads (plan_id, author, section, seq, head, signature)
 DROP TABLE heads_v1;
 )sql";
 
-// Version 3: op ids leave the ops table's (plan, op_id) index for two tables of their own.
+// Version 3: the account -> plans index that answers ListPlans (plan_index.hpp): one row per
+// account and plan it is a current member of, keyed so that one account's plans are one range
+// in plan-id order (the order ListPlans pages in). Rows are few and change only with membership
+// entries, so a WITHOUT ROWID table (the row is its key's b-tree entry) costs nothing in writes.
+// The rows of plans stored before this version are built by backfill_plan_index in the same
+// transaction: SQL cannot replay a membership log.
+constexpr const char* kSchema3 = R"sql(
+CREATE TABLE account_plans (
+  account       BLOB NOT NULL CHECK (length(account) = 32),
+  plan_id       BLOB NOT NULL CHECK (length(plan_id) = 16),
+  owner         INTEGER NOT NULL CHECK (owner IN (0, 1)),
+  owner_account BLOB NOT NULL CHECK (length(owner_account) = 32),
+  created_at_ms INTEGER NOT NULL CHECK (created_at_ms >= 0),
+  expires_at_ms INTEGER NOT NULL CHECK (expires_at_ms >= 0),
+  PRIMARY KEY (account, plan_id)
+) WITHOUT ROWID;
+)sql";
+
+// Replays every stored plan's log and writes its index rows. Signatures are checked as kithd
+// checks them on load (about 50 us per entry). A plan whose log stops verifying at some entry
+// is indexed as its verified prefix says: kithd refuses that plan on use with its own error
+// ("the database is damaged"), and the migration must not turn that into a server that no
+// longer starts.
+void backfill_plan_index(Database& db) {
+  std::vector<PlanId> plans;
+  {
+    ScopedStatement q = db.query("SELECT DISTINCT plan_id FROM membership ORDER BY plan_id");
+    while (q->step()) {
+      if (q->column_view(0).size() == PlanId::kSize) {
+        plans.push_back(PlanId::from_bytes(q->column_view(0)));
+      }
+    }
+  }
+  for (const PlanId& plan : plans) {
+    sync::MembershipLog log(plan);
+    std::uint64_t created_at_ms = 0;
+    {
+      ScopedStatement q = db.query("SELECT entry FROM membership WHERE plan_id = ?1 ORDER BY idx");
+      q->bind(1, plan.bytes());
+      try {
+        while (q->step()) {
+          const sync::MembershipEntry e = sync::MembershipEntry::parse(q->column_view(0));
+          log.append(e);
+          if (e.index == 0) created_at_ms = e.at_ms;
+        }
+      } catch (const sync::SyncError&) {
+        // The verified prefix stands (see above).
+      }
+    }
+    for (const AccountPlan& row : plan_index_rows(log, created_at_ms)) {
+      ScopedStatement q = db.query(
+          "INSERT INTO account_plans (account, plan_id, owner, owner_account, created_at_ms, "
+          "expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      q->bind(1, row.account.bytes());
+      q->bind(2, row.plan.bytes());
+      q->bind(3, std::int64_t{row.owner ? 1 : 0});
+      q->bind(4, row.owner_account.bytes());
+      q->bind(5, index_time(row.created_at_ms));
+      q->bind(6, index_time(row.expires_at_ms));
+      q->run();
+    }
+  }
+}
+
+// Version 4: op ids leave the ops table's (plan, op_id) index for two tables of their own.
 // Client-chosen op ids are random, so that index took each new op at a random place: once a
 // plan's index outgrew one group commit's inserts, nearly every op dirtied a page of it of its
 // own, written to the WAL and again at the checkpoint. Now a commit appends each op id to
@@ -144,7 +214,7 @@ DROP TABLE heads_v1;
 // of op_ids once per merge instead of once per op. An op id is in exactly one of the two tables;
 // the writer keeps the ids of recent_op_ids in memory, so that a commit still refuses an op id the
 // plan already holds.
-constexpr const char* kSchema3 = R"sql(
+constexpr const char* kSchema4 = R"sql(
 CREATE TABLE op_ids (
   plan_id BLOB NOT NULL CHECK (length(plan_id) = 16),
   op_id   BLOB NOT NULL CHECK (length(op_id) = 16),
@@ -163,28 +233,37 @@ CREATE TABLE recent_op_ids (
 
 // Step `version` takes a file at version - 1 to `version`. In order; never edit a released step,
 // add one (a step may rebuild a table in SQL, as the local store's version 2 does).
+// `then` (may be null) runs after `sql`, in the same transaction, for what SQL cannot do.
 struct Migration {
   int version;
   const char* summary;
   const char* sql;
+  void (*then)(Database&) = nullptr;
 };
 constexpr Migration kMigrations[] = {
     {1, "initial schema", kSchema1},
     {2, "ops and heads in rowid tables", kSchema2},
-    {3, "op ids in op_ids and recent_op_ids, merged in sorted runs", kSchema3},
+    {3, "account -> plans index", kSchema3, backfill_plan_index},
+    {4, "op ids in op_ids and recent_op_ids, merged in sorted runs", kSchema4},
 };
 
 // What the newest schema must contain; a file that lacks one was altered or damaged.
-constexpr std::array<const char*, 12> kSchemaObjects = {
+constexpr std::array<const char*, 13> kSchemaObjects = {
     "ops",        "ops_by_section",    "ops_by_chain",
     "op_ids",     "recent_op_ids",     "heads",
     "membership", "envelopes",         "envelopes_by_recipient",
-    "fetch_log",  "fetch_log_by_plan", "devices"};
+    "fetch_log",  "fetch_log_by_plan", "devices",
+    "account_plans"};
 
 // PRAGMA application_id of a Kith device's local store (sync/src/sqlite/store_schema.hpp).
 constexpr std::int64_t kLocalStoreApplicationId = 0x4B495448;
 
 }  // namespace
+
+std::int64_t index_time(std::uint64_t ms) noexcept {
+  return static_cast<std::int64_t>(
+      std::min<std::uint64_t>(ms, static_cast<std::uint64_t>(INT64_MAX)));
+}
 
 int newest() noexcept { return kMigrations[std::size(kMigrations) - 1].version; }
 
@@ -248,6 +327,7 @@ void migrate(Database& db, int from_version, int to_version) {
       db.exec(("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str());
     }
     db.exec(step.sql);
+    if (step.then) step.then(db);
     db.exec(("PRAGMA user_version = " + std::to_string(step.version)).c_str());
     transaction.commit();
   }

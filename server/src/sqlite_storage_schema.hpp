@@ -36,6 +36,11 @@ void migrate(sync::sqlite::Database& db, int from_version, int to_version = newe
 // Throws (damaged) unless every table and index of the newest schema is there.
 void check(sync::sqlite::Database& db);
 
+// A time of the plan index (created_at_ms, expires_at_ms) as SQLite stores it. The values come
+// from signed entries whose clocks a member chose; one past 2^63 - 1 ms (some 292 million
+// years) is kept as 2^63 - 1 rather than failing the commit of a push the log accepted.
+std::int64_t index_time(std::uint64_t ms) noexcept;
+
 // Throws the StorageError for a damaged database: "The server database <path> is damaged
 // (<what>); stop kithd and restore the file from a backup".
 [[noreturn]] void damaged(const std::string& path, const std::string& what);

@@ -109,6 +109,21 @@ struct DeviceRecord {
   std::uint64_t last_seen_ms = 0;
 };
 
+// One row of the account -> plans index: a plan the account is a current member of (its owner,
+// or a member holding a grant that was not revoked; expiry does not remove a row). kithd keeps
+// it so that an account's devices can ask which plans it is in (ListPlans) without the server
+// replaying every plan's log. The session layer computes the rows from the membership log
+// (plan_index.hpp) and writes them with the entries that change them, in the same commit.
+struct AccountPlan {
+  AccountId account;
+  PlanId plan;
+  bool owner = false;
+  AccountId owner_account;          // the plan's owner (== account when `owner`)
+  std::uint64_t created_at_ms = 0;  // the at_ms of the plan's first entry (the owner's clock)
+  std::uint64_t expires_at_ms = 0;  // when the last of the account's grants ends; 0: never
+  friend bool operator==(const AccountPlan&, const AccountPlan&) = default;
+};
+
 // Everything one request writes. The writer commits many of these in one transaction.
 struct WriteBatch {
   PlanId plan;
@@ -118,10 +133,14 @@ struct WriteBatch {
   std::vector<StoredEnvelope> envelopes;                      // an identical envelope is stored once
   std::vector<FetchRecord> fetches;
   std::vector<DeviceRecord> devices;                          // insert or update last_seen_ms
+  // The plan index: rows of this plan (row.plan == plan) to insert or replace, and accounts
+  // that are no longer members of it (their row is removed; none is fine).
+  std::vector<AccountPlan> plan_index_put;
+  std::vector<AccountId> plan_index_drop;
 
   bool empty() const noexcept {
     return ops.empty() && heads.empty() && membership.empty() && envelopes.empty() &&
-           fetches.empty() && devices.empty();
+           fetches.empty() && devices.empty() && plan_index_put.empty() && plan_index_drop.empty();
   }
 };
 
@@ -185,6 +204,11 @@ class Storage {
   virtual std::vector<FetchRecord> fetch_log(const PlanId& plan, std::uint64_t after,
                                              std::size_t limit) = 0;
   virtual std::optional<DeviceRecord> find_device(const DeviceId& device) = 0;
+  // The plans `account` is a member of, in ascending plan id (byte) order, starting after
+  // `after` (nullopt: from the first), at most `limit`.
+  virtual std::vector<AccountPlan> plans_of(const AccountId& account,
+                                            const std::optional<PlanId>& after,
+                                            std::size_t limit) = 0;
 };
 
 }  // namespace kith::server

@@ -115,6 +115,12 @@ class SyncService {
   kith::v1::ServerMessage fetch_log(const Peer& peer, std::uint64_t request_id,
                                     const kith::v1::FetchLog& request);
 
+  // The plans the peer's account is a current member of, one page (plan discovery: a device
+  // restored from the recovery key learns what to link). Reads the plan index, committed data
+  // only. Throws StorageError.
+  kith::v1::ServerMessage list_plans(const Peer& peer, std::uint64_t request_id,
+                                     const kith::v1::ListPlans& request);
+
   // Records the device's certificate and last-seen time (not waited for).
   void device_seen(const Who& who, const Bytes& certificate);
 

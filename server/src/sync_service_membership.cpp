@@ -8,8 +8,9 @@
 #include "kith/sync/invite.hpp"
 #include "kith/sync/key_ring.hpp"
 #include "kith/sync/wire.hpp"
-#include "sync_service.hpp"
 #include "log.hpp"
+#include "plan_index.hpp"
+#include "sync_service.hpp"
 #include "sync_service_plan.hpp"
 
 namespace kith::server {
@@ -75,6 +76,7 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
 
   sync::MembershipLog next = p->log ? *p->log : sync::MembershipLog(id);
   std::vector<std::pair<std::uint64_t, Bytes>> added;
+  std::vector<MembershipEntry> appended;  // the same entries, parsed (for the plan index)
   for (const std::string& raw : push.entries()) {
     MembershipEntry e;
     try {
@@ -122,11 +124,19 @@ void SyncService::push_membership(const std::shared_ptr<Peer>& peer, std::uint64
       }
     }
     added.emplace_back(e.index, Bytes(raw.begin(), raw.end()));
+    appended.push_back(std::move(e));
   }
 
   WriteBatch batch;
   batch.plan = id;
   batch.membership = added;
+  if (!appended.empty()) {
+    // The account -> plans index changes with the entries, in the same commit.
+    const std::uint64_t created_at_ms = p->entries.empty()
+                                            ? appended.front().at_ms  // entry 0 is in this push
+                                            : MembershipEntry::parse(p->entries.front()).at_ms;
+    add_plan_index_changes(next, appended, created_at_ms, batch);
+  }
   for (auto& [index, bytes] : added) p->entries.push_back(bytes);
   if (!added.empty()) p->log = std::move(next);
   const std::uint64_t count = p->entries.size();

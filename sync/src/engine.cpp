@@ -200,7 +200,9 @@ PlanId SyncEngine::create_plan(std::string_view title) {
   }
   store_.save_plan_state(id, state_blob(0, p->state));
   tx.commit();
+  Plan& made = *p;
   plans_[id] = std::move(p);
+  share_name_if_unshared(made);
   return id;
 }
 
@@ -661,6 +663,7 @@ std::vector<kith::v1::ClientMessage> SyncEngine::handle(const kith::v1::ServerMe
         reseal_outbox(p);
         rebuild_state(p);  // the re-stamped ops are judged at their new place in the log
       }
+      share_name_if_unshared(p);
       return pushes(id);
     }
     case M::kError:

@@ -40,13 +40,13 @@ InviteCode SyncEngine::invite(const PlanId& plan, const std::vector<GrantSpec>& 
   const crypto::SigningKey key = code.signing_key();
   e.invite_key.assign(key.public_key().bytes().begin(), key.public_key().bytes().end());
   e.invite_expires_at_ms = expires_at_ms;
-  e.grants = grants;
+  e.grants = with_names_grant(p, grants);
   const crypto::BoxSecretKey box = code.box_key();
   MembershipLog before = p.log;
   try {
     auto tx = store_.begin();
     append_entry(p, e);  // checks the grants: this account must manage each section
-    for (const GrantSpec& g : grants) {
+    for (const GrantSpec& g : e.grants) {
       if (g.permission < Permission::kRead) continue;
       for (std::uint64_t epoch = 1; epoch <= p.log.epoch(g.section); ++epoch) {
         if (!key_for(p, g.section, epoch)) continue;
@@ -106,6 +106,7 @@ void SyncEngine::grant(const PlanId& plan, const AccountId& member, const GrantS
     throw;
   }
   if (grant.permission < before_permission) rebuild_state(p);
+  if (grant.section.name() != kNamesSection) keep_names_grant_in_step(p, member);
 }
 
 std::vector<Section> SyncEngine::revoke(const PlanId& plan, const AccountId& member,
@@ -152,6 +153,9 @@ std::vector<Section> SyncEngine::revoke(const PlanId& plan, const AccountId& mem
   }
   reseal_outbox(p);
   rebuild_state(p);
+  if (section && section->name() != kNamesSection) {
+    for (const Section& s : keep_names_grant_in_step(p, member)) rotated.push_back(s);
+  }
   return rotated;
 }
 

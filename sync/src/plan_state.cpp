@@ -294,4 +294,19 @@ PlanState PlanState::parse(ByteView bytes) {
   }
 }
 
+std::map<AccountId, std::string> shared_names(const PlanState& state) {
+  std::map<AccountId, std::pair<Hlc, std::string>> latest;
+  for (const RecordView& r : state.records(Section::parse(kNamesSection))) {
+    if (r.type != kMemberNameType) continue;
+    auto f = r.fields.find("name");
+    // A name that could not print safely is as good as none (another member wrote it).
+    if (f == r.fields.end() || check_member_name(f->second.value)) continue;
+    auto [it, fresh] = latest.try_emplace(r.created_by, r.created_at, f->second.value);
+    if (!fresh && it->second.first < r.created_at) it->second = {r.created_at, f->second.value};
+  }
+  std::map<AccountId, std::string> out;
+  for (auto& [account, named] : latest) out.emplace(account, std::move(named.second));
+  return out;
+}
+
 }  // namespace kith::sync

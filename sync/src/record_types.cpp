@@ -59,6 +59,8 @@ constexpr FieldSpec kAssessmentFields[] = {{"text", K::kText, {}},
 constexpr FieldSpec kBudgetFields[] = {
     {"text", K::kText, {}}, {"amount", K::kAmount, {}}, {"date", K::kDate, {}}};
 
+constexpr FieldSpec kMemberFields[] = {{"text", K::kText, {}}, {"name", K::kName, {}}};
+
 constexpr RecordType kTypes[] = {
     {"profile", "profile", false, kProfileFields},
     {"outcome", "outcomes", false, kOutcomeFields},
@@ -70,6 +72,7 @@ constexpr RecordType kTypes[] = {
     {"contact", "circle", false, kContactFields},
     {"assessment", "assessment", false, kAssessmentFields},
     {"budget", "budget", false, kBudgetFields},
+    {"member", "names", false, kMemberFields},
 };
 
 bool digits(std::string_view s, std::size_t from, std::size_t n) {
@@ -109,7 +112,75 @@ bool is_amount(std::string_view s) {
   return s.size() - dot - 1 == 2 && digits(s, dot + 1, 2);
 }
 
+// The code point starting at s[i] and its length in bytes, or nullopt when the bytes there are
+// not well-formed UTF-8 (overlong forms, surrogates and values past U+10FFFF included).
+std::optional<std::pair<char32_t, std::size_t>> code_point_at(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  std::size_t n = 0;
+  char32_t c = 0;
+  char32_t min = 0;
+  if (b < 0x80) return std::pair<char32_t, std::size_t>{b, 1};
+  if ((b & 0xE0) == 0xC0) {
+    n = 2, c = b & 0x1F, min = 0x80;
+  } else if ((b & 0xF0) == 0xE0) {
+    n = 3, c = b & 0x0F, min = 0x800;
+  } else if ((b & 0xF8) == 0xF0) {
+    n = 4, c = b & 0x07, min = 0x10000;
+  } else {
+    return std::nullopt;
+  }
+  if (i + n > s.size()) return std::nullopt;
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto cont = static_cast<unsigned char>(s[i + k]);
+    if ((cont & 0xC0) != 0x80) return std::nullopt;
+    c = (c << 6) | (cont & 0x3F);
+  }
+  if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return std::nullopt;
+  return std::pair<char32_t, std::size_t>{c, n};
+}
+
+bool is_control(char32_t c) { return c < 0x20 || (c >= 0x7F && c <= 0x9F); }
+
+bool is_direction_control(char32_t c) {
+  return (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0x200E ||
+         c == 0x200F || c == 0x061C;
+}
+
 }  // namespace
+
+std::optional<std::string> check_member_name(std::string_view name) {
+  if (name.empty()) return "is empty";
+  if (name.size() > 64) return "is longer than 64 bytes";
+  bool control = false, direction = false;
+  for (std::size_t i = 0; i < name.size();) {
+    const auto cp = code_point_at(name, i);
+    if (!cp) return "is not valid UTF-8 text";
+    control |= is_control(cp->first);
+    direction |= is_direction_control(cp->first);
+    i += cp->second;
+  }
+  if (control) return "has control characters in it";
+  if (direction) return "has direction-changing characters in it";
+  return std::nullopt;
+}
+
+std::string printable(std::string_view text, bool keep_line_breaks) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto cp = code_point_at(text, i);
+    const std::size_t n = cp ? cp->second : 1;
+    const bool line_break = cp && (cp->first == '\n' || cp->first == '\t');
+    if (!cp || ((is_control(cp->first) || is_direction_control(cp->first)) &&
+                !(line_break && keep_line_breaks))) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
 
 std::span<const RecordType> record_types() { return kTypes; }
 
@@ -146,6 +217,9 @@ std::optional<std::string> check_field(const RecordType& type, std::string_view 
   std::string f(field);
   switch (spec->kind) {
     case FieldKind::kText:
+      return std::nullopt;
+    case FieldKind::kName:
+      if (auto bad = check_member_name(value)) return "'" + f + "' " + *bad;
       return std::nullopt;
     case FieldKind::kDate:
       if (is_date(value)) return std::nullopt;

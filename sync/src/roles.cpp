@@ -24,7 +24,9 @@ std::map<std::string_view, Permission> preset(Role role) {
               {"activity", P::kAppend}};
     case Role::kSocialWorker: {
       std::map<std::string_view, Permission> out;
-      for (std::string_view s : kKnownSections) out[s] = P::kRead;
+      for (std::string_view s : kKnownSections) {
+        if (s != kNamesSection) out[s] = P::kRead;  // names: every invitation adds it
+      }
       for (std::string_view s : {"assessment", "budget", "outcomes", "support"}) out[s] = P::kWrite;
       out["circle"] = P::kManage;
       return out;
@@ -69,13 +71,18 @@ std::vector<GrantSpec> role_grants(Role role, std::uint64_t expires_at_ms) {
 }
 
 std::optional<Role> role_of(const std::vector<GrantSpec>& grants) {
+  // Every invitation adds the names section (SyncEngine::invite), whatever the role.
   std::map<Section, Permission> have;
   for (const GrantSpec& g : grants) {
-    if (g.permission != P::kNone) have[g.section] = g.permission;
+    if (g.permission != P::kNone && g.section.name() != kNamesSection) {
+      have[g.section] = g.permission;
+    }
   }
   for (Role r : kRoles) {
     std::map<Section, Permission> want;
-    for (const auto& [section, permission] : preset(r)) want[Section::parse(section)] = permission;
+    for (const auto& [section, permission] : preset(r)) {
+      if (section != kNamesSection) want[Section::parse(section)] = permission;
+    }
     if (want == have) return r;
   }
   return std::nullopt;

@@ -160,6 +160,29 @@ void check_body(Checker& c, const pb::FetchLog& m) {
   }
 }
 
+void check_body(Checker& c, const pb::ListPlans& m) {
+  c.exact_or_empty(m.after_plan_id(), kPlanIdBytes, {"list_plans.after_plan_id"}, "a plan id");
+  if (c.ok() && m.limit() > c.limits().max_plan_list_entries) {
+    c.fail(SyncErrorCode::kTooLarge, "list_plans.limit is " + std::to_string(m.limit()) +
+                                         "; at most " +
+                                         std::to_string(c.limits().max_plan_list_entries) +
+                                         " plans are returned per request");
+  }
+}
+
+void check_body(Checker& c, const pb::PlanList& m) {
+  c.max_count(static_cast<std::size_t>(m.plans_size()), c.limits().max_plan_list_entries,
+              "plan_list", "plans", "page");
+  std::size_t i = 0;
+  for (const auto& p : m.plans()) {
+    if (!c.ok()) return;
+    c.exact(p.plan_id(), kPlanIdBytes, {"plan_list.plans", i, "plan_id"}, "a plan id");
+    c.exact(p.owner_account_id(), kAccountIdBytes, {"plan_list.plans", i, "owner_account_id"},
+            "an account id");
+    ++i;
+  }
+}
+
 void check_body(Checker& c, const pb::PushAck& m) {
   check_plan_id(c, m.plan_id(), "push_ack");
   c.max_count(static_cast<std::size_t>(m.acked_size()), c.limits().max_ops, "push_ack",
@@ -280,13 +303,16 @@ void check_message(Checker& c, const pb::ClientMessage& msg) {
               "an invite's public key");
       return c.exact(r.proof(), kSignatureBytes, {"redeem_invite.proof"}, "a signature");
     }
+    case pb::ClientMessage::kListPlans:
+      return check_body(c, msg.list_plans());
     case pb::ClientMessage::BODY_NOT_SET:
       break;
   }
-  c.fail(SyncErrorCode::kMalformed,
-         "client message has no body; exactly one of hello, authenticate, subscribe, "
-         "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log, ping or redeem_invite "
-         "must be set");
+  c.fail(
+      SyncErrorCode::kMalformed,
+      "client message has no body; exactly one of hello, authenticate, subscribe, "
+      "unsubscribe, push_ops, push_membership, push_envelopes, fetch_log, ping, redeem_invite or "
+      "list_plans must be set");
 }
 
 void check_message(Checker& c, const pb::ServerMessage& msg) {
@@ -325,13 +351,15 @@ void check_message(Checker& c, const pb::ServerMessage& msg) {
       check_plan_id(c, msg.invite_redeemed().plan_id(), "invite_redeemed");
       return c.exact(msg.invite_redeemed().invite_id(), kOpIdBytes, {"invite_redeemed.invite_id"},
                      "an invite id");
+    case pb::ServerMessage::kPlanList:
+      return check_body(c, msg.plan_list());
     case pb::ServerMessage::BODY_NOT_SET:
       break;
   }
   c.fail(SyncErrorCode::kMalformed,
          "server message has no body; exactly one of challenge, authenticated, push_ack, "
          "ops_batch, membership_batch, envelope_batch, catch_up_complete, access_log, pong, "
-         "error or invite_redeemed must be set");
+         "error, invite_redeemed or plan_list must be set");
 }
 
 // Counts the fields in `in` (a `type` message, or an unknown group when `type` is null),

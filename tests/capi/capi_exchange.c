@@ -282,10 +282,11 @@ int main(int argc, char** argv) {
   MUST(kith_sync_once(owner, plan));
   MUST(kith_member_list(owner, plan, &json));
   CHECK(strstr(json, member_account) != NULL);
-  CHECK(strstr(json, "\"name\"") == NULL);
+  CHECK(strstr(json, "\"name\":\"Nia\"") != NULL); /* the name the member shares */
   kith_string_free(json);
   /* The owner calls the member Ana, on the owner's device only. */
-  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, "cafe"), KITH_ERR_INVALID_ARGUMENT);
+  EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, "Ana\x1b[2J"),
+              KITH_ERR_INVALID_ARGUMENT);
   EXPECT_FAIL(kith_member_name_set(owner, plan, member_account, ""), KITH_ERR_INVALID_ARGUMENT);
   MUST(kith_member_name_set(owner, plan, member_account, "Ana"));
   MUST(kith_member_list(owner, plan, &json));
@@ -293,6 +294,7 @@ int main(int argc, char** argv) {
   kith_string_free(json);
   MUST(kith_member_list(member, plan, &json));
   CHECK(strstr(json, "Ana") == NULL);
+  CHECK(strstr(json, "\"name\":\"Ada\"") != NULL); /* the owner's shared name */
   kith_string_free(json);
 
   /* --- Export as an HL7 FHIR R4 document; import into another person's home --- */
@@ -357,9 +359,19 @@ int main(int argc, char** argv) {
   CHECK(strstr(json, "something private") != NULL);
   kith_string_free(json);
 
+  /* The server lists the plan for the member, as a member's of the owner's. */
+  MUST(kith_plan_list_remote(member, &json));
+  CHECK(strstr(json, plan) != NULL && strstr(json, "\"owner\":false") != NULL);
+  CHECK(strstr(json, owner_account) != NULL && strstr(json, "\"on_this_device\":true") != NULL);
+  kith_string_free(json);
+
   MUST(kith_member_revoke(owner, plan, "ana", NULL)); /* by the name, any case */
   MUST(kith_record_add(owner, plan, "outcome", late_names, late_values, 1, &after));
   MUST(kith_sync_once(owner, plan));
+  /* Revoked from every section: the server no longer lists the plan for the member. */
+  MUST(kith_plan_list_remote(member, &json));
+  CHECK(strcmp(json, "[]") == 0);
+  kith_string_free(json);
 
   /* The member keeps what it had, and gets nothing new. */
   st = kith_sync_once(member, plan);
@@ -392,12 +404,28 @@ int main(int argc, char** argv) {
   kith_string_free(device);
   device = NULL;
   EXPECT_FAIL(kith_plan_link(restored, plan, NULL, NULL), KITH_ERR_NO_SERVER);
+  EXPECT_FAIL(kith_plan_list_remote(restored, &json), KITH_ERR_NO_SERVER);
+  /* The system's trust store does not know kithd's development certificate. */
+  MUST(kith_home_set_server(restored, url, NULL, 0));
+  EXPECT_FAIL(kith_plan_list_remote(restored, &json), KITH_ERR_TLS);
   MUST(kith_home_set_server(restored, url, ca, 0));
+  EXPECT_FAIL(kith_plan_list_remote(restored, NULL), KITH_ERR_INVALID_ARGUMENT);
+  /* The new phone learns the plan's id from the server: the owner never wrote it down. */
+  MUST(kith_plan_list_remote(restored, &json));
+  CHECK(json[0] == '[' && occurrences(json, "\"id\"") == 1 && strstr(json, plan) != NULL);
+  CHECK(strstr(json, "\"owner\":true") != NULL);
+  CHECK(strstr(json, "\"on_this_device\":false") != NULL);
+  CHECK(strstr(json, "\"title\"") == NULL); /* the server never sees titles */
+  kith_string_free(json);
   EXPECT_FAIL(kith_plan_link(restored, "not a plan id", NULL, NULL), KITH_ERR_INVALID_ARGUMENT);
   MUST(kith_plan_link(restored, plan, "Ada's plan", &readable));
   CHECK(readable > 0);
   MUST(kith_record_list(restored, plan, "health", NULL, &json));
   CHECK(strstr(json, "something private") != NULL); /* only the owner's keys open health */
+  kith_string_free(json);
+  MUST(kith_plan_list_remote(restored, &json));
+  CHECK(strstr(json, "\"on_this_device\":true") != NULL);
+  CHECK(strstr(json, "\"title\":\"Ada's plan\"") != NULL);
   kith_string_free(json);
   EXPECT_FAIL(kith_plan_link(restored, plan, NULL, NULL), KITH_ERR_FAILED); /* linked already */
   kith_home_close(restored);

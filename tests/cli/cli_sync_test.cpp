@@ -51,15 +51,17 @@ TEST_F(KithCli, OfflineEditsWaitThenSyncUploadsThem) {
      {"add", "Ada's plan", "profile", "about_me=I taught for 40 years", "what_matters=My garden"});
   ok(off, {"add", plan.substr(0, 8), "support", "text=Morning visit", "time=08:00"});
   ok(off, {"add", plan, "activity", "text=Visit done", "at=2026-11-22T09:30"});
+  // Three records, and the name Ada shares with the plan's circle.
   auto listed = ok(off, {"--json", "plan", "list"}).json();
-  EXPECT_EQ(listed["plans"][0]["waiting"], 3) << listed;
-  EXPECT_NE(ok(off, {"show", plan}).out.find("3 changes waiting to upload"), std::string::npos);
+  EXPECT_EQ(listed["plans"][0]["waiting"], 4) << listed;
+  EXPECT_EQ(listed["plans"][0]["records"], 3) << listed;
+  EXPECT_NE(ok(off, {"show", plan}).out.find("4 changes waiting to upload"), std::string::npos);
 
   start_kithd();
   const Env on = online("ada");
   auto s = ok(on, {"--json", "sync"}).json();
   ASSERT_EQ(s["plans"].size(), 1u) << s;
-  EXPECT_EQ(s["plans"][0]["sent"], 3) << s;
+  EXPECT_EQ(s["plans"][0]["sent"], 4) << s;
   EXPECT_EQ(s["plans"][0]["waiting"], 0) << s;
   EXPECT_NE(ok(on, {"sync", plan}).out.find("0 changes waiting to upload"), std::string::npos);
   // Not a terminal: no progress bar in the output.

@@ -26,8 +26,11 @@ TEST(FhirExport, EveryRecordTypeLandsInItsResourceWithEveryField) {
   // The table above covers record_types(): a new type must be added to it (and mapped).
   std::set<std::string> covered;
   for (const auto& c : every_record_type()) covered.insert(c.type);
-  for (const auto& t : sync::record_types())
+  for (const auto& t : sync::record_types()) {
+    // A `member` record is a shared name: the exporter gives it as RelatedPerson.name.
+    if (t.section == sync::kNamesSection) continue;
     EXPECT_TRUE(covered.count(std::string(t.name))) << t.name;
+  }
 
   for (const auto& c : every_record_type()) {
     PlanFixture p;
@@ -216,8 +219,25 @@ TEST(FhirExport, TheCircleIsACareTeamOfMembers) {
   std::map<std::string, json> by_account;
   for (const auto& r : people) by_account[r["identifier"][0]["value"]] = r;
   EXPECT_EQ(by_account[p.owner.hex()]["name"][0]["text"], "Ada");  // the exporter's own name
-  EXPECT_FALSE(by_account[p.family.hex()].contains("name"));
+  EXPECT_FALSE(by_account[p.family.hex()].contains("name"));       // shared none
   EXPECT_EQ(by_account[p.nurse.hex()]["active"], false);
+
+  // The names members share with the circle name them; their `names` grant is no Consent.
+  p.names[p.family] = "Jo";
+  const auto names = sync::Section::parse(sync::kNamesSection);
+  for (auto& m : p.members) {
+    if (m.account == p.family) {
+      m.grants.emplace(names, sync::GrantSpec{names, sync::Permission::kAppend, 0});
+    }
+  }
+  const json named = p.exported();
+  std::size_t consents_before = resources(b, "Consent").size();
+  EXPECT_EQ(resources(named, "Consent").size(), consents_before);
+  for (const auto& r : resources(named, "RelatedPerson")) {
+    if (r["identifier"][0]["value"] == p.family.hex()) {
+      EXPECT_EQ(r["name"][0]["text"], "Jo");
+    }
+  }
   EXPECT_EQ(b["entry"][0]["resource"]["author"][0]["reference"],
             fhir::resource_url(p.plan, "member:" + p.owner.hex()));
 }

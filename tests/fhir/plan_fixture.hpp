@@ -35,6 +35,7 @@ struct PlanFixture {
   sync::AccountId nurse = id_of<sync::AccountId>(3);
   std::deque<sync::RecordView> records;  // stable references for edit()
   std::vector<sync::MemberView> members;
+  std::map<sync::AccountId, std::string> names;  // the names members share
   std::uint64_t now_ms = kT0 + 86'400'000;
 
   PlanFixture() { members.push_back({owner, true, {id_of<sync::DeviceId>(11)}, {}}); }
@@ -69,7 +70,8 @@ struct PlanFixture {
   }
 
   fhir::ExportInput input() const {
-    return {plan, "Ada's plan", {records.begin(), records.end()}, members, owner, "Ada", now_ms};
+    return {plan,  "Ada's plan", {records.begin(), records.end()}, members, owner, "Ada",
+            now_ms, names};
   }
   // The bundle as a file holds it (what import reads).
   nlohmann::json exported() const {

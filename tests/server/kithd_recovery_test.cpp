@@ -126,8 +126,9 @@ TEST_F(KithdRecoveryTest, RecoveryEnvelopesAreRefusedUnlessTheyAreTheAccountsOwn
   };
   const std::size_t stored_before = held();
   // The family's phone sealed each key it holds for recovery, once: one per section it reads
-  // (its keys came sealed to the invitation, so none is addressed to the phone itself).
-  EXPECT_EQ(stored_before, 6u);
+  // (its keys came sealed to the invitation, so none is addressed to the phone itself), names
+  // included.
+  EXPECT_EQ(stored_before, 7u);
   auto push = [&](const std::string& section, std::uint64_t epoch,
                   const crypto::BoxPublicKey& box, const std::string& proof,
                   const std::string& invite_id = "") {

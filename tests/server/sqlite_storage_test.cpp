@@ -434,6 +434,54 @@ TEST_F(SqliteStorageTest, TheCheckpointThreadKeepsTheWalShortWhileCommitsGoOn) {
   EXPECT_EQ(all.back().seq, kOps);
 }
 
+TEST_F(SqliteStorageTest, ThePlanIndexListsAnAccountsPlansInPlanIdOrder) {
+  auto& s = open();
+  const AccountId ada = AccountId::from_bytes(Bytes(32, 0xAD));
+  const AccountId bo = AccountId::from_bytes(Bytes(32, 0xB0));
+  std::vector<PlanId> plans = {PlanId::random(), PlanId::random(), PlanId::random()};
+  std::sort(plans.begin(), plans.end());
+  // Written in another order than they are read.
+  for (std::size_t i : {2u, 0u, 1u}) {
+    WriteBatch b;
+    b.plan = plans[i];
+    b.plan_index_put.push_back({ada, plans[i], i != 1, i == 1 ? bo : ada, 1000 + i, 0});
+    if (i == 1) b.plan_index_put.push_back({bo, plans[i], true, bo, 1001, 0});
+    s.commit({&b, 1});
+  }
+  auto all = s.plans_of(ada, std::nullopt, 10);
+  ASSERT_EQ(all.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(all[i].plan, plans[i]);
+    EXPECT_EQ(all[i].account, ada);
+    EXPECT_EQ(all[i].owner, i != 1);
+    EXPECT_EQ(all[i].created_at_ms, 1000 + i);
+  }
+  EXPECT_EQ(all[1].owner_account, bo);
+  EXPECT_EQ(s.plans_of(ada, plans[0], 1), std::vector<AccountPlan>{all[1]});
+  EXPECT_TRUE(s.plans_of(ada, plans[2], 10).empty());
+  EXPECT_EQ(s.plans_of(bo, std::nullopt, 10).size(), 1u);
+
+  // A put replaces the row (a new expiry); a drop removes it and nothing else.
+  WriteBatch change;
+  change.plan = plans[1];
+  change.plan_index_put.push_back({ada, plans[1], false, bo, 1001, 5000});
+  s.commit({&change, 1});
+  EXPECT_EQ(s.plans_of(ada, plans[0], 1).at(0).expires_at_ms, 5000u);
+  WriteBatch drop;
+  drop.plan = plans[1];
+  drop.plan_index_drop.push_back(ada);
+  s.commit({&drop, 1});
+  EXPECT_EQ(s.plans_of(ada, std::nullopt, 10), (std::vector<AccountPlan>{all[0], all[2]}));
+  EXPECT_EQ(s.plans_of(bo, std::nullopt, 10).size(), 1u);
+
+  // A row of another plan than its batch's is refused, and the commit with it.
+  WriteBatch wrong;
+  wrong.plan = plans[0];
+  wrong.plan_index_put.push_back({bo, plans[2], false, ada, 1, 0});
+  EXPECT_NE(error_of([&] { s.commit({&wrong, 1}); }).find("plan index row"), std::string::npos);
+  EXPECT_EQ(s.plans_of(bo, std::nullopt, 10).size(), 1u);
+}
+
 TEST_F(SqliteStorageTest, ASchemaOneFileIsMigratedWithEverythingInIt) {
   // A file as a kithd of schema 1 left it: ops and heads in WITHOUT ROWID tables.
   const WriteBatch b = sample_batch();

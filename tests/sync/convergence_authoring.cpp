@@ -12,6 +12,7 @@ std::string Simulation::value_for(const RecordType& type, const std::string& fie
     unsigned a = static_cast<unsigned>(pick(12)) + 1, b = static_cast<unsigned>(pick(28)) + 1;
     switch (spec.kind) {
       case FieldKind::kText:
+      case FieldKind::kName:
         break;
       case FieldKind::kDate:
         return "2026-" + two(a) + "-" + two(b);

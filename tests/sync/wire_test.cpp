@@ -94,6 +94,9 @@ std::vector<pb::ClientMessage> every_client_message() {
   fetch->set_after(99);
   fetch->set_limit(100);
   next()->mutable_ping()->set_client_time_ms(1700000000000);
+  auto* list = next()->mutable_list_plans();
+  list->set_after_plan_id(plan_id());
+  list->set_limit(2);
   return out;
 }
 
@@ -165,6 +168,15 @@ std::vector<pb::ServerMessage> every_server_message() {
   redeemed->set_invite_id(pattern(kOpIdBytes, 0x34));
   redeemed->set_membership_count(4);
   redeemed->set_expires_at_ms(1700000999999);
+  auto* plans = next()->mutable_plan_list();
+  auto* listed = plans->add_plans();
+  listed->set_plan_id(plan_id());
+  listed->set_owner(true);
+  listed->set_owner_account_id(pattern(kAccountIdBytes, 0xA0));
+  listed->set_created_at_ms(1700000000001);
+  listed->set_expires_at_ms(1700000000002);
+  listed->set_expired(true);
+  plans->set_more(true);
   return out;
 }
 
@@ -384,7 +396,16 @@ std::vector<LimitCase> limit_cases() {
        }},
       {l.max_access_log_entries, "fetch_log.limit is 1001; at most 1000", false,
        [](auto n) { return "fetch_log { " + kPlan + "limit: " + std::to_string(n) + " }"; }},
+      {l.max_plan_list_entries, "list_plans.limit is 1001; at most 1000", false,
+       [](auto n) { return "list_plans { limit: " + std::to_string(n) + " }"; }},
       // Server messages.
+      {l.max_plan_list_entries, "plan_list has 1001 plans; at most 1000 are allowed per page", true,
+       [](auto n) {
+         return "plan_list { " +
+                repeat(n, "plans { plan_id: " + q(pattern(kPlanIdBytes)) +
+                              " owner_account_id: " + q(pattern(kAccountIdBytes)) + " } ") +
+                "}";
+       }},
       {l.max_ops, "ops_batch has 1001 ops; at most 1000 are allowed per batch", true,
        [](auto n) { return "ops_batch { " + kPlan + repeat(n, "ops { server_seq: 1 } ") + "}"; }},
       {l.max_op_header_bytes, "ops_batch.ops[0].op.header has 513 bytes", true,
@@ -422,7 +443,7 @@ std::vector<LimitCase> limit_cases() {
 
 TEST(WireLimits, EveryLimitPassesAtTheLimitAndFailsOneOver) {
   const auto cases = limit_cases();
-  ASSERT_EQ(cases.size(), 25u);
+  ASSERT_EQ(cases.size(), 27u);
   for (const auto& c : cases) {
     SCOPED_TRACE(c.expect);
     auto at_limit = refusal(c.server, encode_text(c.server, c.text(c.limit)));
@@ -604,6 +625,7 @@ std::vector<FixedCase> fixed_cases() {
       {"push_membership.plan_id", kPlanIdBytes, false, "push_membership { plan_id: $ }"},
       {"push_envelopes.plan_id", kPlanIdBytes, false, "push_envelopes { plan_id: $ }"},
       {"fetch_log.plan_id", kPlanIdBytes, false, "fetch_log { plan_id: $ }"},
+      {"list_plans.after_plan_id", kPlanIdBytes, false, "list_plans { after_plan_id: $ }", true},
       {"challenge.nonce", kNonceBytes, true, "challenge { nonce: $ }"},
       {"authenticated.account_id", kAccountIdBytes, true,
        "authenticated { account_id: $ device_id: " + device + " }"},
@@ -626,6 +648,10 @@ std::vector<FixedCase> fixed_cases() {
       {"access_log.entries[0].device_id", kDeviceIdBytes, true,
        "access_log { " + kPlan + "entries { section: \"risk\" account_id: " + account +
            " device_id: $ } }"},
+      {"plan_list.plans[0].plan_id", kPlanIdBytes, true,
+       "plan_list { plans { plan_id: $ owner_account_id: " + account + " } }"},
+      {"plan_list.plans[0].owner_account_id", kAccountIdBytes, true,
+       "plan_list { plans { plan_id: " + q(pattern(kPlanIdBytes)) + " owner_account_id: $ } }"},
       {"error.op_id", kOpIdBytes, true, "error { op_id: $ }", true},
       {"error.plan_id", kPlanIdBytes, true, "error { plan_id: $ }", true},
   };

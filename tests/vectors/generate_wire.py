@@ -49,9 +49,10 @@ def text(msg, indent=0):
             out.append(f"{pad}{k}: {json.dumps(v)}")
     return "\n".join(x for x in out if x)
 
-REPEATED = {"ops", "heads", "acked", "checksums", "entries", "envelopes"}
+REPEATED = {"ops", "heads", "acked", "checksums", "entries", "envelopes", "plans"}
 U64 = {"request_id", "cursor", "membership_count", "server_seq", "up_to_seq", "server_time_ms",
-       "op_count", "after", "at_ms", "next_after", "client_time_ms", "retry_after_ms", "first_index"}
+       "op_count", "after", "at_ms", "next_after", "client_time_ms", "retry_after_ms", "first_index",
+       "created_at_ms", "expires_at_ms"}
 
 def camel(k):
     p = k.split("_")
@@ -96,6 +97,8 @@ cases = [
    [("request_id", 5), ("push_membership", [("plan_id", PLAN), ("entries", b"membership-entry-0")])]),
   ("client_fetch_log", "ClientMessage", "The second page of a plan's fetch log.",
    [("request_id", 6), ("fetch_log", [("plan_id", PLAN), ("after", 100), ("limit", 50)])]),
+  ("client_list_plans", "ClientMessage", "The second page of the account's plans, two per page.",
+   [("request_id", 7), ("list_plans", [("after_plan_id", PLAN), ("limit", 2)])]),
   ("client_ping_empty", "ClientMessage", "A Ping with every field at its default: only the body's tag and a zero length are sent.",
    [("ping", [])]),
   ("server_challenge", "ServerMessage", "The server's answer to Hello.",
@@ -123,6 +126,12 @@ cases = [
                                                    ("section", "health"), ("up_to_seq", 44),
                                                    ("at_ms", 1700000123456), ("kind", E("LIVE"))]),
                                       ("next_after", 101), ("more", False)])]),
+  ("server_plan_list", "ServerMessage", "A plan the account owns and one whose access has expired; no more pages.",
+   [("request_id", 7), ("plan_list", [("plans", [("plan_id", OP1), ("owner", True), ("owner_account_id", ACCOUNT),
+                                                 ("created_at_ms", 1700000000000)]),
+                                      ("plans", [("plan_id", OP2), ("owner_account_id", DEVICE),
+                                                 ("created_at_ms", 1700000000001),
+                                                 ("expires_at_ms", 1700000999999), ("expired", True)])])]),
   ("server_error_chain_gap", "ServerMessage", "A refused push, naming the op and the plan.",
    [("request_id", 4), ("error", [("code", E("CHAIN_GAP")),
                                  ("message", "op 1011121314151617 skips chain position 7; push the ops before it first"),

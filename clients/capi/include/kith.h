@@ -152,6 +152,17 @@ KITH_API kith_status kith_plan_list(kith_home* home, char** json) KITH_NOEXCEPT;
  * plan (or there is no such plan), KITH_ERR_FAILED if this device is in it already. */
 KITH_API kith_status kith_plan_link(kith_home* home, const char* plan_id, const char* title,
                                     uint64_t* records) KITH_NOEXCEPT;
+/* The plans the server says this person's account is in (network: needs kith_home_set_server),
+ * for a home made with kith_home_restore to offer each to kith_plan_link. `json` receives
+ * [{"id","owner","owner_account","created_at_ms","expires_at_ms","expired","on_this_device"
+ *   [,"title"]}, ...] in plan-id order: `owner` true for the person's own plans, else
+ * `owner_account` is the owner's account id; `created_at_ms` by the owner's device clock;
+ * `expires_at_ms` 0 when access does not end, and `expired` true once it has (the plan stays
+ * listed until a manager grants access again or revokes it; kith_plan_link then fails); `title`
+ * only when `on_this_device`, since the server never sees titles. Changes nothing on the device.
+ * KITH_ERR_NO_SERVER, KITH_ERR_NETWORK (unreachable, timed out), KITH_ERR_TLS (certificate not
+ * trusted), KITH_ERR_SERVER (the server refused). */
+KITH_API kith_status kith_plan_list_remote(kith_home* home, char** json) KITH_NOEXCEPT;
 
 /* --- Export and import: HL7 FHIR R4 ------------------------------------------------------ */
 

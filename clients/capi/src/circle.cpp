@@ -57,7 +57,7 @@ kith_status kith_member_list(kith_home* home, const char* plan, char** json) noe
     require_out(json, "json");
     const auto& engine = h.device.engine();
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
-    const auto names = cli::MemberNames::load(h.device.store(), p, engine.membership(p));
+    const auto names = cli::MemberNames::load(h.device.store(), engine, p);
     nlohmann::json members = nlohmann::json::array();
     for (const auto& m : engine.membership(p).members()) {
       nlohmann::json devices = nlohmann::json::array();

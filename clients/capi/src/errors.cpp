@@ -130,8 +130,7 @@ char* to_c(std::string_view s) {
 }
 
 cli::NameOf names(const kith_home& h, const sync::PlanId& plan) {
-  return cli::name_of(h.device.info(), cli::MemberNames::load(h.device.store(), plan,
-                                                              h.device.engine().membership(plan)));
+  return cli::name_of(h.device.info(), cli::MemberNames::load(h.device.store(), h.device.engine(), plan));
 }
 
 }  // namespace kith::capi

@@ -108,7 +108,7 @@ kith_status kith_record_list(kith_home* home, const char* plan, const char* sect
     const ks::PlanId p = cli::resolve_plan(engine, required(plan, "the plan"));
     const auto name = kith::capi::names(h, p);
     nlohmann::json records = nlohmann::json::array();
-    for (const auto& r : engine.state(p).records(only)) {
+    for (const auto& r : cli::plan_records(engine.state(p), only)) {
       if (!only_type || r.type == *only_type) records.push_back(cli::record_json(r, name));
     }
     *json = kith::capi::to_c(nlohmann::json{{"plan", p.hex()}, {"records", records}}.dump());

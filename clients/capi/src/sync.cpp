@@ -1,5 +1,7 @@
-// kith_sync_once, kith_invite_join, kith_plan_link, kith_access_log_fetch: the calls that talk to kithd, each one
-// conversation through kith_cli_core's SyncSession, with events handed to the home's callbacks.
+// kith_sync_once, kith_invite_join, kith_plan_link, kith_plan_list_remote,
+// kith_access_log_fetch: the calls that talk to kithd, each one conversation through
+// kith_cli_core's SyncSession, with events handed to the home's callbacks.
+#include "kith/cli/discovery.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/cli/link.hpp"
 #include "kith/cli/refs.hpp"
@@ -119,7 +121,20 @@ kith_status kith_plan_link(kith_home* home, const char* plan_id, const char* tit
     const auto t = kith::capi::optional_arg(title);
     cli::link_this_device(h.device, kith::capi::require_server(h), plan,
                           t ? *t : "plan " + plan.short_hex());
-    if (records) *records = h.device.engine().state(plan).records().size();
+    if (records) *records = cli::plan_records(h.device.engine().state(plan)).size();
+  });
+}
+
+kith_status kith_plan_list_remote(kith_home* home, char** json) noexcept {
+  return guarded([&] {
+    kith_home& h = handle(home);
+    kith::capi::require_out(json, "json");
+    auto session = kith::capi::open_session(h);
+    const auto found = kith::capi::reporting_offline(
+        h, nullptr, [&] { return cli::discover_plans(h.device, *session); });
+    session->close();
+    kith::capi::report_state(h, KITH_SYNC_IDLE, nullptr);
+    *json = kith::capi::to_c(cli::discovered_json(found).dump());
   });
 }
 

@@ -244,23 +244,28 @@ void check_member_ref(std::string_view ref) {
 sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view ref,
                                const MemberNames* names) {
   check_member_ref(ref);
-  if (names) {
-    if (auto named = names->account_named(ref)) return *named;
+  // Names and account ids are looked up together: a name members choose themselves must not
+  // take the place of the account id someone types.
+  std::vector<sync::AccountId> found;
+  if (names) found = names->accounts_named(ref);
+  if (is_hex(ref)) {
+    const std::string prefix = lower(ref);
+    for (const auto& m : log.members()) {
+      const std::string id = m.account.hex();
+      if (id == prefix) return m.account;
+      if (id.starts_with(prefix) &&
+          std::find(found.begin(), found.end(), m.account) == found.end()) {
+        found.push_back(m.account);
+      }
+    }
   }
-  const std::string prefix = lower(ref);
-  if (!is_hex(ref)) {
+  if (found.size() == 1) return found.front();
+  if (found.empty() && !is_hex(ref)) {
     throw CliError(Exit::kNotFound, "unknown_member",
                    "no member is called '" + std::string(ref) +
                        "' here; `kith members PLAN` lists them, and `kith name PLAN MEMBER NAME` "
                        "gives one a name on this device");
   }
-  std::vector<sync::AccountId> found;
-  for (const auto& m : log.members()) {
-    const std::string id = m.account.hex();
-    if (id == prefix) return m.account;
-    if (id.starts_with(prefix)) found.push_back(m.account);
-  }
-  if (found.size() == 1) return found.front();
   if (found.empty()) {
     throw CliError(Exit::kNotFound, "unknown_member",
                    "no member '" + std::string(ref) +
@@ -270,8 +275,8 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
   std::string ids;
   for (const auto& a : found) ids += (ids.empty() ? "" : ", ") + a.short_hex();
   throw CliError(Exit::kNotFound, "ambiguous_member",
-                 "'" + std::string(ref) + "' names more than one member: " + ids +
-                     "; give more of the account id");
+                 "'" + std::string(ref) + "' stands for more than one member: " + ids +
+                     "; give more of the account id (`kith members PLAN` lists them)");
 }
 
 std::string_view access_kind_name(sync::AccessEvent::Kind kind) {

@@ -37,8 +37,7 @@ ServerOptions Context::require_server() const {
 }
 
 NameOf Context::names(const Device& device, const sync::PlanId& plan) const {
-  return name_of(device.info(), MemberNames::load(device.store(), plan,
-                                                  device.engine().membership(plan)));
+  return name_of(device.info(), MemberNames::load(device.store(), device.engine(), plan));
 }
 
 void Context::emit(nlohmann::json j) const {

@@ -2,6 +2,8 @@
 #include <memory>
 
 #include "context.hpp"
+#include "kith/cli/discovery.hpp"
+#include "kith/cli/names.hpp"
 #include "kith/cli/passphrase.hpp"
 #include "kith/crypto/bytes.hpp"
 #include "kith/crypto/error.hpp"
@@ -47,6 +49,7 @@ crypto::RecoveryKey read_recovery_key(const Context& ctx) {
 
 void init(Context& ctx, const std::string& name, bool recover) {
   if (name.empty()) throw CliError(Exit::kUsage, "usage", "--name must not be empty");
+  check_name(name);  // before any question: the circle sees it
   const Home home = ctx.home();
   if (home.initialised()) {
     throw CliError(Exit::kKeys, "already_initialised",
@@ -68,16 +71,29 @@ void init(Context& ctx, const std::string& name, bool recover) {
 
   bool registered = false;
   std::string why_not;
+  // A restored identity's plans, as the server lists them (so the person need not know ids).
+  std::optional<std::vector<DiscoveredPlan>> found;
+  std::string why_no_list;
   if (server) {
     try {
       Device device = Device::open(home, pass.view(), Device::Access::kWrite);
       SyncSession session(device.engine(), *server);
       session.connect();
-      session.close();
       registered = true;
+      if (recover) {
+        try {
+          found = discover_plans(device, session);
+        } catch (...) {
+          why_no_list = to_cli_error(std::current_exception()).what();
+        }
+      }
+      session.close();
     } catch (...) {
       why_not = to_cli_error(std::current_exception()).what();
     }
+  }
+  if (recover && why_no_list.empty()) {
+    why_no_list = !server ? "no server is configured" : why_not;
   }
 
   if (ctx.opts.json) {
@@ -87,21 +103,33 @@ void init(Context& ctx, const std::string& name, bool recover) {
     if (!recover) j["recovery_key"] = made.recovery_key;
     if (server) j["server"] = server->url;
     if (!why_not.empty()) j["registration_error"] = why_not;
+    if (found) {
+      j["server_plans"] = discovered_json(*found);
+    } else if (recover) {
+      j["server_plans_error"] = why_no_list;
+    }
     ctx.emit(j);
   } else if (recover) {
     ctx.out << "Restored your Kith identity in " << home.dir().string() << " as " << made.info.name
             << "\n"
             << "  account: " << made.info.account << " (as on your other devices)\n"
-            << "  device:  " << made.info.device << " (new)\n\n"
-            << "This device holds no plans yet. For each plan, `kith device link PLAN_ID` adds\n"
-            << "it there (`kith plan list --json` on another of your devices shows the ids).\n";
-    if (!server) {
-      ctx.out << "No server configured: `kith device link` needs one (--server wss://HOST:PORT).\n";
-    } else if (registered) {
-      ctx.out << "Registered with " << server->url << ".\n";
+            << "  device:  " << made.info.device << " (new)\n\n";
+    if (registered) ctx.out << "Registered with " << server->url << ".\n";
+    if (found && found->empty()) {
+      ctx.out << "The server lists no plans for your account.\n";
+    } else if (found) {
+      ctx.out << "Your account is in " << count_of(found->size(), "plan", "plans")
+              << " on the server; this device holds none yet:\n";
+      for (const DiscoveredPlan& d : *found) {
+        ctx.out << "  " << d.server.plan.hex() << "  " << describe_discovered(d) << "\n";
+      }
+      ctx.out << "Link them here with `kith device link --all`, or one with "
+                 "`kith device link PLAN_ID`.\n";
     } else {
-      ctx.out << "Could not register with " << server->url << " (" << why_not
-              << "); `kith device link` will register this device later.\n";
+      ctx.out << "Could not ask the server which plans your account is in (" << why_no_list
+              << ").\nOnce it can be reached, `kith plan list --remote"
+              << (server ? "" : " --server wss://HOST:PORT")
+              << "` lists them and `kith device link --all` links them here.\n";
     }
   } else {
     ctx.out << "Created a Kith identity for " << made.info.name << " in " << home.dir().string()
@@ -166,7 +194,7 @@ void register_identity_commands(CLI::App& app, Context& ctx) {
       if (name->empty() && !*recover) {
         throw CliError(Exit::kUsage, "usage", "--name is required (your name)");
       }
-      init(ctx, name->empty() ? std::string("another device") : *name, *recover);
+      init(ctx, name->empty() ? std::string(kUnnamedDevice) : *name, *recover);
     };
   });
 

@@ -199,7 +199,7 @@ void join(Context& ctx, const JoinArgs& a) {
     half = crypto::safety_number_half(crypto::VerifyKey::parse(inviter->bytes()));
     for (std::size_t i = 5; i < half.size(); i += 6) half.insert(i, " ");
   }
-  const std::size_t records = engine.state(plan).records().size();
+  const std::size_t records = plan_records(engine.state(plan)).size();
 
   if (ctx.opts.json) {
     nlohmann::json j{{"plan", plan.hex()},

@@ -23,8 +23,8 @@ struct Args {
 };
 
 const char* kMemberHelp =
-    "The member: their account id or an unambiguous start of it, or the name this device "
-    "gave them (`kith members PLAN` lists them)";
+    "The member: their account id or an unambiguous start of it, or their name as `kith "
+    "members PLAN` shows it";
 
 std::string safety_between(const sync::AccountId& a, const sync::AccountId& b) {
   return crypto::safety_number(crypto::VerifyKey::parse(a.bytes()),
@@ -93,7 +93,7 @@ void members(Context& ctx, const Args& a) {
   const auto& log = engine.membership(plan);
   const sync::AccountId me = engine.identity().account();
   const std::uint64_t now = now_ms();
-  const MemberNames known = MemberNames::load(device.store(), plan, log);
+  const MemberNames known = MemberNames::load(device.store(), engine, plan);
   const NameOf name = name_of(device.info(), known);
   nlohmann::json list = nlohmann::json::array();
   if (!ctx.opts.json)
@@ -261,8 +261,15 @@ void name(Context& ctx, const Args& a) {
   const sync::PlanId plan = resolve_plan(device.engine(), a.plan);
   const sync::AccountId member =
       name_member(device.store(), device.engine(), plan, a.member, a.name);
+  const bool you = member == device.engine().identity().account();
   if (ctx.opts.json) {
-    ctx.emit({{"plan", plan.hex()}, {"member", member.hex()}, {"name", a.name}});
+    ctx.emit({{"plan", plan.hex()}, {"member", member.hex()}, {"name", a.name}, {"shared", you}});
+    return;
+  }
+  if (you) {
+    ctx.out << "You are \"" << a.name << "\" to the circle of this plan from the next sync.\n"
+            << "The name is sealed: the server never sees it. Someone who named you on their own\n"
+            << "device keeps seeing that name.\n";
     return;
   }
   ctx.out << "Member " << member.short_hex() << " is \"" << a.name << "\" on this device.\n"
@@ -303,11 +310,15 @@ void register_member_commands(CLI::App& app, Context& ctx) {
   {
     auto a = std::make_shared<Args>();
     auto* c = app.add_subcommand(
-        "name", "Call a member by a name of your choosing, on this device only");
+        "name",
+        "Call a member by a name of your choosing, on this device only (or, for yourself, "
+        "change the name you share with the plan's circle)");
     c->add_option("PLAN", a->plan, plan_help)->required();
     c->add_option("MEMBER", a->member, kMemberHelp)->required();
     c->add_option("NAME", a->name, "What to call them, e.g. \"Nia (district nurse)\"")->required();
-    c->footer("The name is sealed in this device's store and never sent anywhere.");
+    c->footer(
+        "A name you give someone is sealed in this device's store and never sent anywhere; it\n"
+        "comes before the name they share. Your own name is shared sealed with the circle.");
     bind(c, a, name);
   }
   {

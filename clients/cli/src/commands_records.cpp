@@ -95,7 +95,7 @@ void list(Context& ctx, const Args& a) {
   const auto& engine = device.engine();
   const sync::PlanId plan = resolve_plan(engine, a.plan);
   std::vector<sync::RecordView> records;
-  for (auto& r : engine.state(plan).records(section)) {
+  for (auto& r : plan_records(engine.state(plan), section)) {
     if (a.type.empty() || r.type == a.type) records.push_back(std::move(r));
   }
   if (ctx.opts.json) {

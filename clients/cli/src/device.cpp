@@ -7,6 +7,7 @@
 #include "kith/crypto/error.hpp"
 #include "kith/crypto/identity.hpp"
 #include "kith/crypto/key_store.hpp"
+#include "kith/sync/record_types.hpp"
 
 namespace kith::cli {
 namespace fs = std::filesystem;
@@ -40,6 +41,10 @@ crypto::RecoveryKey parse_recovery_key(std::string_view text) {
 
 Created create_device(const Home& home, std::string_view name, std::string_view passphrase,
                       const crypto::RecoveryKey* restore) {
+  // The circle sees it (SyncEngine::share_name_as).
+  if (auto bad = sync::check_member_name(name)) {
+    throw CliError(Exit::kUsage, "bad_name", "that name " + *bad);
+  }
   if (home.initialised()) {
     throw CliError(Exit::kKeys, "already_initialised",
                    "there is already a Kith identity in " + home.dir().string() +
@@ -88,6 +93,7 @@ Device Device::open(const Home& home, std::string_view passphrase, Access access
   }
   d.store_ = std::make_unique<sync::LocalStore>(home.store_file(), me.storage_key());
   d.engine_ = std::make_unique<sync::SyncEngine>(*d.store_, std::move(me), now_ms);
+  d.share_name();
   return d;
 }
 
@@ -100,6 +106,14 @@ void Device::forget_plan(const sync::PlanId& plan) {
   sync::DeviceIdentity me =
       sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(secrets.view()), info_.issued_at);
   engine_ = std::make_unique<sync::SyncEngine>(*store_, std::move(me), now_ms);
+  share_name();
+}
+
+void Device::share_name() {
+  // A name from before names were checked, that would not print safely, is kept to itself.
+  if (info_.name != kUnnamedDevice && !sync::check_member_name(info_.name)) {
+    engine_->share_name_as(info_.name);
+  }
 }
 
 }  // namespace kith::cli

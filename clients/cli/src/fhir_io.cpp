@@ -7,13 +7,17 @@ namespace kith::cli {
 
 FhirExport export_fhir(const Device& device, const sync::PlanId& plan) {
   const auto& engine = device.engine();
+  std::vector<sync::RecordView> records = engine.state(plan).records();
+  std::erase_if(records,
+                [](const sync::RecordView& r) { return r.section.name() == sync::kNamesSection; });
   fhir::ExportInput in{plan,
                        plan_title(engine, plan),
-                       engine.state(plan).records(),
+                       std::move(records),
                        engine.membership(plan).members(),
                        engine.identity().account(),
                        device.info().name,
-                       now_ms()};
+                       now_ms(),
+                       engine.shared_names(plan)};
   const nlohmann::ordered_json bundle = fhir::export_bundle(in);
   FhirExport out;
   // A value that is not valid UTF-8 (which only a faulty client could have written) becomes

@@ -6,24 +6,35 @@
 #include "kith/cli/circle.hpp"
 #include "kith/cli/error.hpp"
 #include "kith/cli/refs.hpp"
+#include "kith/sync/error.hpp"
+#include "kith/sync/record_types.hpp"
 
 namespace kith::cli {
 
-MemberNames MemberNames::load(const sync::LocalStore& store, const sync::PlanId& plan,
-                              const sync::MembershipLog& log) {
+MemberNames MemberNames::load(const sync::LocalStore& store, const sync::SyncEngine& engine,
+                              const sync::PlanId& plan) {
   MemberNames out;
   std::map<sync::OpId, std::string> invitations;
   for (auto& [subject, name] : store.names(plan)) {
     if (subject.size() == sync::AccountId::kSize) {
-      out.by_account[sync::AccountId::from_bytes(subject)] = std::move(name);
+      out.given[sync::AccountId::from_bytes(subject)] = std::move(name);
     } else if (subject.size() == sync::OpId::kSize) {
       invitations[sync::OpId::from_bytes(subject)] = std::move(name);
     }
   }
-  for (const auto& [id, invite] : log.invites()) {
+  for (const auto& [id, invite] : engine.membership(plan).invites()) {
     auto named = invitations.find(id);
     if (named == invitations.end() || !invite.accepted_by) continue;
-    out.by_account.try_emplace(*invite.accepted_by, named->second);
+    out.given.try_emplace(*invite.accepted_by, named->second);
+  }
+  for (auto& [account, name] : engine.shared_names(plan)) {
+    out.given.try_emplace(account, std::move(name));
+  }
+  std::map<std::string, int> alike;
+  for (const auto& [account, name] : out.given) ++alike[lower(name)];
+  for (const auto& [account, name] : out.given) {
+    out.by_account[account] =
+        alike[lower(name)] > 1 ? name + " (" + account.short_hex() + ")" : name;
   }
   return out;
 }
@@ -33,51 +44,55 @@ const std::string* MemberNames::find(const sync::AccountId& account) const {
   return it == by_account.end() ? nullptr : &it->second;
 }
 
-std::optional<sync::AccountId> MemberNames::account_named(std::string_view name) const {
+std::vector<sync::AccountId> MemberNames::accounts_named(std::string_view name) const {
   const std::string want = lower(name);
-  for (const auto& [account, n] : by_account) {
-    if (lower(n) == want) return account;
+  std::vector<sync::AccountId> out;
+  for (const auto& [account, n] : given) {
+    if (lower(n) == want || lower(by_account.at(account)) == want) out.push_back(account);
   }
-  return std::nullopt;
+  return out;
 }
 
 void check_name(std::string_view name) {
-  auto bad = [&](const std::string& why) {
-    throw CliError(Exit::kUsage, "bad_name", "that name " + why);
-  };
-  if (name.empty()) bad("is empty");
-  if (name.size() > 64) bad("is longer than 64 bytes");
-  if (std::any_of(name.begin(), name.end(),
-                  [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
-    bad("has control characters in it");
-  }
-  if (is_hex(name)) {
-    bad("is all hex digits, so it would read as an account id; add a letter past f or a space");
+  if (auto bad = sync::check_member_name(name)) {
+    throw CliError(Exit::kUsage, "bad_name", "that name " + *bad);
   }
 }
 
 sync::AccountId resolve_member_here(const sync::LocalStore& store, const sync::SyncEngine& engine,
                                     const sync::PlanId& plan, std::string_view ref) {
-  const auto& log = engine.membership(plan);
-  const MemberNames names = MemberNames::load(store, plan, log);
-  return resolve_member(log, ref, &names);
+  const MemberNames names = MemberNames::load(store, engine, plan);
+  return resolve_member(engine.membership(plan), ref, &names);
 }
 
-sync::AccountId name_member(sync::LocalStore& store, const sync::SyncEngine& engine,
+sync::AccountId name_member(sync::LocalStore& store, sync::SyncEngine& engine,
                             const sync::PlanId& plan, std::string_view member_ref,
                             std::string_view name) {
   check_name(name);
-  const auto& log = engine.membership(plan);
-  const MemberNames known = MemberNames::load(store, plan, log);
-  const sync::AccountId member = resolve_member(log, member_ref, &known);
-  if (member == engine.identity().account()) {
-    throw CliError(Exit::kUsage, "usage",
-                   "that is you; your own name is the one `kith init --name` was given");
-  }
-  if (auto other = known.account_named(name); other && *other != member) {
+  const MemberNames known = MemberNames::load(store, engine, plan);
+  const sync::AccountId member = resolve_member(engine.membership(plan), member_ref, &known);
+  for (const sync::AccountId& other : known.accounts_named(name)) {
+    if (other == member) continue;
     throw CliError(Exit::kUsage, "name_taken",
-                   "member " + other->short_hex() + " is already called '" + std::string(name) +
+                   "member " + other.short_hex() + " is already called '" + std::string(name) +
                        "' here; choose another name");
+  }
+  if (member == engine.identity().account()) {
+    try {
+      engine.share_name(plan, name);
+    } catch (const sync::SyncError& e) {
+      if (e.code() == sync::SyncErrorCode::kForbidden) {
+        throw CliError(Exit::kFailed, "forbidden",
+                       "you may not share a name in this plan: ask someone who manages it to run "
+                       "`kith grant PLAN " + member.short_hex() + " names:append`");
+      }
+      if (e.code() == sync::SyncErrorCode::kUnknownEpoch) {
+        throw CliError(Exit::kFailed, "unknown_epoch",
+                       "this device has no key for the plan's names yet; run `kith sync` first");
+      }
+      throw;
+    }
+    return member;
   }
   store.set_name(plan, member.bytes(), name);
   return member;

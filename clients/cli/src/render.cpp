@@ -23,7 +23,7 @@ std::string when(const sync::Hlc& clock) {
 
 std::string field(const RecordView& r, std::string_view name) {
   auto it = r.fields.find(std::string(name));
-  return it == r.fields.end() ? std::string() : it->second.value;
+  return it == r.fields.end() ? std::string() : sync::printable(it->second.value);
 }
 
 std::string shorten(std::string s, std::size_t width) {
@@ -55,7 +55,7 @@ std::string describe(const RecordView& r, const std::set<std::string>& skip = {}
   for (const auto& [name, f] : r.fields) {
     if (name == "text" || skip.count(name) || f.value.empty()) continue;
     if (!rest.empty()) rest += "; ";
-    rest += name + ": " + f.value;
+    rest += name + ": " + sync::printable(f.value);
   }
   if (head.empty()) return rest;
   return rest.empty() ? head : head + " (" + rest + ")";
@@ -101,7 +101,16 @@ std::string record_summary(const RecordView& r, std::size_t width) {
       }
     }
   }
-  return shorten(s, width);
+  return sync::printable(shorten(s, width));
+}
+
+std::vector<RecordView> plan_records(const sync::PlanState& state,
+                                     const std::optional<sync::Section>& section) {
+  std::vector<RecordView> out = state.records(section);
+  if (!section) {
+    std::erase_if(out, [](const RecordView& r) { return r.section.name() == sync::kNamesSection; });
+  }
+  return out;
 }
 
 nlohmann::json plans_json(const sync::SyncEngine& engine) {
@@ -109,7 +118,7 @@ nlohmann::json plans_json(const sync::SyncEngine& engine) {
   for (const auto& [id, title] : engine.plans()) {
     plans.push_back({{"id", id.hex()},
                      {"title", title},
-                     {"records", engine.state(id).records().size()},
+                     {"records", plan_records(engine.state(id)).size()},
                      {"conflicts", engine.state(id).conflicts().size()},
                      {"waiting", engine.outbox_size(id)},
                      {"cursor", engine.cursor(id)}});
@@ -152,7 +161,7 @@ void print_record_lines(std::ostream& out, const std::vector<RecordView>& record
     return;
   }
   for (const auto& r : records) {
-    std::string type = r.type;
+    std::string type = sync::printable(r.type);
     type.resize(std::max<std::size_t>(type.size(), 10), ' ');
     std::string section = r.section.name();
     section.resize(std::max<std::size_t>(section.size(), 10), ' ');
@@ -162,15 +171,15 @@ void print_record_lines(std::ostream& out, const std::vector<RecordView>& record
 }
 
 void print_record(std::ostream& out, const RecordView& r, const NameOf& name) {
-  out << r.type << " " << r.id.hex() << "\n"
+  out << sync::printable(r.type) << " " << r.id.hex() << "\n"
       << "  section:    " << r.section.name() << "\n"
       << "  written by: " << name(r.created_by) << " at " << when(r.created_at) << " (UTC)\n";
   for (const auto& [k, f] : r.fields) {
-    out << "  " << k << ": " << f.value << "\n";
+    out << "  " << k << ": " << sync::printable(f.value, /*keep_line_breaks=*/true) << "\n";
     if (f.conflict()) {
       out << "    conflict: " << f.candidates.size() << " concurrent values\n";
       for (const auto& c : f.candidates) {
-        out << "      \"" << c.value << "\" by " << name(c.account) << " at " << when(c.clock)
+        out << "      \"" << sync::printable(c.value) << "\" by " << name(c.account) << " at " << when(c.clock)
             << "\n";
       }
     }
@@ -179,7 +188,7 @@ void print_record(std::ostream& out, const RecordView& r, const NameOf& name) {
 
 void print_care_plan(std::ostream& out, const std::string& title, const sync::PlanState& state,
                      const NameOf& name, std::size_t recent) {
-  const auto records = state.records();
+  const auto records = plan_records(state);
   out << title << "\n" << std::string(std::min<std::size_t>(title.size(), 72), '=') << "\n";
   if (records.empty()) {
     out << "\nNothing in this plan yet. Add to it with `kith add PLAN TYPE FIELD=VALUE ...`.\n";
@@ -234,7 +243,7 @@ void print_care_plan(std::ostream& out, const std::string& title, const sync::Pl
     out << "\nRecent activity\n";
     for (std::size_t i = 0; i < activity.size() && i < recent; ++i) {
       const auto& r = *activity[i];
-      out << "  " << moment(r) << "  " << r.type << ": " << describe(r, {"at"}) << "  (by "
+      out << "  " << moment(r) << "  " << sync::printable(r.type) << ": " << describe(r, {"at"}) << "  (by "
           << name(r.created_by) << ")  [" << r.id.short_hex() << "]\n";
     }
     if (activity.size() > recent) {
@@ -258,7 +267,7 @@ void print_care_plan(std::ostream& out, const std::string& title, const sync::Pl
 nlohmann::json care_plan_json(const std::string& title, const sync::PlanState& state,
                               const NameOf& name) {
   nlohmann::json sections = nlohmann::json::object();
-  for (const auto& r : state.records()) sections[r.section.name()].push_back(record_json(r, name));
+  for (const auto& r : plan_records(state)) sections[r.section.name()].push_back(record_json(r, name));
   nlohmann::json conflicts = nlohmann::json::array();
   for (const auto& c : state.conflicts()) conflicts.push_back(conflict_json(c, name));
   return {{"title", title}, {"sections", sections}, {"conflicts", conflicts}};
@@ -276,7 +285,7 @@ void print_conflicts(std::ostream& out, const sync::PlanState& state,
         << c.field << "': " << c.candidates.size() << " concurrent values\n";
     for (std::size_t i = 0; i < c.candidates.size(); ++i) {
       const auto& v = c.candidates[i];
-      out << "  " << (i == 0 ? "* " : "  ") << "\"" << v.value << "\" by " << name(v.account)
+      out << "  " << (i == 0 ? "* " : "  ") << "\"" << sync::printable(v.value) << "\" by " << name(v.account)
           << " at " << when(v.clock) << "\n";
     }
     out << "  resolve with: kith resolve PLAN " << c.record.short_hex() << " " << c.field

@@ -153,6 +153,59 @@ PlanSync SyncSession::converse(const sync::PlanId& plan, std::vector<kith::v1::C
   return r;
 }
 
+std::vector<ServerPlan> SyncSession::list_server_plans() {
+  if (!conn_) throw std::logic_error("SyncSession::list_server_plans before connect");
+  std::vector<ServerPlan> out;
+  std::string after;
+  while (true) {
+    kith::v1::ClientMessage ask;
+    // Ids of the session's own requests lie above the engine's (as follow()'s pings do).
+    ask.set_request_id(conn_->next_request_id() + (1ull << 40));
+    ask.mutable_list_plans()->set_after_plan_id(after);
+    conn_->send(ask);
+    std::optional<kith::v1::ServerMessage> reply;
+    const auto deadline = Clock::now() + options_.timeout;
+    while (!reply) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left <= milliseconds(0)) {
+        throw TransportError(TransportError::Kind::kTimeout,
+                             "the server at " + options_.url + " did not answer the plan list");
+      }
+      auto m = conn_->receive(left);
+      if (m && m->request_id() == ask.request_id()) reply = std::move(m);
+    }
+    if (reply->has_error()) {
+      throw TransportError(TransportError::Kind::kServerError,
+                           "the server refused the plan list (" +
+                               lower(kith::v1::ErrorCode_Name(reply->error().code())) +
+                               "): " + reply->error().message(),
+                           reply->error().code());
+    }
+    if (!reply->has_plan_list()) {
+      throw TransportError(TransportError::Kind::kProtocol,
+                           "the server answered the plan list with something else");
+    }
+    const auto& page = reply->plan_list();
+    for (const auto& p : page.plans()) {
+      // Strictly ascending after the page's start: a server that repeats itself cannot keep
+      // this loop going.
+      if (p.plan_id() <= after) {
+        throw TransportError(TransportError::Kind::kProtocol,
+                             "the server listed plans out of order");
+      }
+      after = p.plan_id();
+      out.push_back({sync::PlanId::from_bytes(crypto::as_bytes(p.plan_id())), p.owner(),
+                     sync::AccountId::from_bytes(crypto::as_bytes(p.owner_account_id())),
+                     p.created_at_ms(), p.expires_at_ms(), p.expired()});
+    }
+    if (!page.more()) return out;
+    if (page.plans().empty()) {
+      throw TransportError(TransportError::Kind::kProtocol,
+                           "the server said more plans follow but sent none");
+    }
+  }
+}
+
 void SyncSession::follow(const sync::PlanId& plan,
                          const std::function<void(const sync::SyncEvent&)>& on_event,
                          const std::atomic<bool>& stop, milliseconds poll) {

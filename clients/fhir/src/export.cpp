@@ -107,8 +107,8 @@ ordered_json Builder::care_plan(const std::vector<std::string>& goals,
   return cp;
 }
 
-// A member of the circle: a RelatedPerson named by account id (the plan holds no display names;
-// the exporter's own is known here).
+// A member of the circle: a RelatedPerson identified by account id, named as they share their
+// name (the exporter as they named themselves).
 ordered_json Builder::member(const sync::MemberView& m) const {
   const bool active = m.owner || !m.grants.empty();
   ordered_json p = {
@@ -123,6 +123,8 @@ ordered_json Builder::member(const sync::MemberView& m) const {
                   m.owner ? "Owner of the plan" : "Member of the circle of support")}}}}}};
   if (m.account == in_.exporter && !in_.exporter_name.empty()) {
     p["name"] = {{{"text", in_.exporter_name}}};
+  } else if (auto n = in_.names.find(m.account); n != in_.names.end()) {
+    p["name"] = {{{"text", n->second}}};
   }
   return p;
 }
@@ -302,6 +304,8 @@ ordered_json Builder::build() {
   for (const auto& m : in_.members) {
     if (m.owner) continue;  // the owner holds every section; nothing was granted to them
     for (const auto& [s, g] : m.grants) {
+      // Sharing names with the circle is Kith's own; the names are in RelatedPerson.name.
+      if (s.name() == sync::kNamesSection) continue;
       const std::string u = url("consent:" + m.account.hex() + ":" + s.name());
       consents.push_back(u);
       add(u, consent(m, g, id_of(u)));

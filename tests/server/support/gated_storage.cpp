@@ -101,4 +101,10 @@ std::optional<DeviceRecord> GatedStorage::find_device(const DeviceId& device) {
   return inner_->find_device(device);
 }
 
+std::vector<server::AccountPlan> GatedStorage::plans_of(const server::AccountId& account,
+                                                        const std::optional<server::PlanId>& after,
+                                                        std::size_t limit) {
+  return inner_->plans_of(account, after, limit);
+}
+
 }  // namespace kith::test

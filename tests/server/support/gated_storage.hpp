@@ -54,6 +54,9 @@ class GatedStorage : public server::Storage {
   std::vector<server::FetchRecord> fetch_log(const server::PlanId& plan, std::uint64_t after,
                                              std::size_t limit) override;
   std::optional<server::DeviceRecord> find_device(const server::DeviceId& device) override;
+  std::vector<server::AccountPlan> plans_of(const server::AccountId& account,
+                                            const std::optional<server::PlanId>& after,
+                                            std::size_t limit) override;
 
  private:
   server::Storage* inner_;

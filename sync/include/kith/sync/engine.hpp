@@ -173,7 +173,8 @@ class SyncEngine {
   void add_this_device(const PlanId& plan);
 
   // --- The circle of support (engine_circle.cpp). Offline; goes out with the next push. ---
-  // Invites someone with `grants`, valid until `expires_at_ms`: writes the invitation entry and
+  // Invites someone with `grants` (and `names: append` when this account manages `names`:
+  // with_names_grant), valid until `expires_at_ms`: writes the invitation entry and
   // seals every key this device holds of each section the invitee may read to the key the code
   // stands for, so they can join while this device is offline. Returns the code to hand over;
   // it is not kept here. Throws kForbidden unless this account manages every granted section,
@@ -194,6 +195,24 @@ class SyncEngine {
   std::vector<Section> pending_rotations(const PlanId& plan) const;
   // Carries them out (rotate_key for each). Returns the sections rotated.
   std::vector<Section> rotate_expired(const PlanId& plan);
+
+  // --- Names the members share with the circle (engine_names.cpp). ---
+  // The name this account shares in each plan where it may append to the `names` section: when
+  // a plan is created here, and at the end of each catch-up, a plan whose `names` key this
+  // device holds and where this account has no `member` record yet gets one with `name`. A
+  // record already there is never renamed by this (share_name does that). Empty: nothing is
+  // shared. Throws kInvalidField for a name check_member_name refuses.
+  void share_name_as(std::string name);
+  // Writes `name` into this account's `member` record of the plan (a new one if it has none).
+  // Throws kInvalidField (check_member_name), kForbidden (no append on `names`: the plan's
+  // invitation predates shared names, or the member was invited by someone who does not manage
+  // them), kUnknownEpoch (no key for `names` here yet).
+  void share_name(const PlanId& plan, std::string_view name);
+  // Each member's name as they share it, as far as this device may read `names`: the `name` of
+  // the latest `member` record each account created there, if check_member_name accepts it (a
+  // name that would not print safely counts as none). Other members choose these names
+  // themselves; what a person calls someone on their own device should come first.
+  std::map<AccountId, std::string> shared_names(const PlanId& plan) const;
 
   // --- The owner's access log (engine_access_log.cpp). ---
   // A FetchLog request for the plan's fetch log from the start; handle() takes the AccessLog
@@ -285,6 +304,16 @@ class SyncEngine {
   // rotations this device wrote since that invitation (the invitation's envelopes predate them).
   void wrap_for_newcomer(Plan& p, const MembershipEntry& joined);
   std::vector<Cutoff> all_cutoffs(const Plan& p, const std::set<Section>& sections) const;
+  // engine_names.cpp
+  // `grants` with `names: append` added (lasting as long as the longest other grant) when this
+  // account manages `names`, so the invitee can share their name and read the others'.
+  std::vector<GrantSpec> with_names_grant(const Plan& p, std::vector<GrantSpec> grants) const;
+  void share_name_if_unshared(Plan& p);
+  // After a change to a member's other grants, when this account manages `names`: their
+  // `names: append` (as an invitation gave it) is set to last as long as their longest grant
+  // again, and a names grant of someone left with no other access is revoked. Returns the
+  // sections that revocation rotated.
+  std::vector<Section> keep_names_grant_in_step(Plan& p, const AccountId& member);
   // engine_access_log.cpp
   std::vector<kith::v1::ClientMessage> handle_access_log(const kith::v1::AccessLog& page);
   // engine_checksums.cpp
@@ -305,6 +334,7 @@ class SyncEngine {
   crypto::BoxSecretKey recovery_box_;
   crypto::Signature recovery_proof_;
   std::function<std::uint64_t()> now_ms_;
+  std::string shared_name_;  // share_name_as
   std::function<void(const SyncEvent&)> sink_;
   std::map<PlanId, std::unique_ptr<Plan>> plans_;
   std::map<std::uint64_t, std::unique_ptr<PendingJoin>> joins_;  // by RedeemInvite request id

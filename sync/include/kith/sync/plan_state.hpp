@@ -138,4 +138,11 @@ class PlanState {
   std::size_t versions_ = 0;
 };
 
+// Each member's name as they share it with the circle: the `name` of the latest `member` record
+// each account created in the `names` section (by its clock), where check_member_name accepts
+// it. A record's creator is the account that signed its creation, so no member can share a
+// name for another, and only its creator or a writer of `names` (the owner) can change it; a
+// name that would not print safely counts as none.
+std::map<AccountId, std::string> shared_names(const PlanState& state);
+
 }  // namespace kith::sync

@@ -23,6 +23,7 @@ enum class FieldKind {
   kTime,      // HH:MM, 24-hour
   kAmount,    // a non-negative money amount in pounds and pence: 12 or 12.50
   kChoice,    // one of the listed choices
+  kName,      // a member's name, as check_member_name accepts it
 };
 
 struct FieldSpec {
@@ -52,6 +53,16 @@ inline constexpr std::string_view kDeletedField = "_deleted";
 // digits, '_' or '-'.
 std::optional<std::string> check_field(const RecordType& type, std::string_view field,
                                        std::string_view value);
+// Whether `name` can stand for a member in front of people: 1 to 64 bytes of UTF-8 with no
+// control characters (C0, DEL, C1) and no bidirectional overrides or isolates, which could make
+// a name print as something else or move what follows it. Returns what is wrong ("is empty",
+// ...) to follow "that name", or nullopt.
+std::optional<std::string> check_member_name(std::string_view name);
+// `text` as it may be printed to a terminal: each control character (C0, DEL, C1; newline and
+// tab kept when `keep_line_breaks`), bidirectional override or isolate, and byte that is not
+// part of well-formed UTF-8 becomes U+FFFD. Field values come from other members; printed
+// raw, an escape sequence in one could rewrite what a person sees.
+std::string printable(std::string_view text, bool keep_line_breaks = false);
 // As check_field, for the field name alone.
 std::optional<std::string> check_field_name(std::string_view field);
 

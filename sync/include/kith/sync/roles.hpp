@@ -23,12 +23,13 @@ std::string_view role_name(Role role) noexcept;
 //   family:        profile, outcomes, support, activity, circle: read; notes: append
 //   nurse:         profile, risk, support: read; health: write; activity, notes: append
 //   provider:      profile, support, risk, outcomes: read; activity: append
-//   social-worker: every known section: read; assessment, budget, outcomes, support: write;
+//   social-worker: every known section but names: read; assessment, budget, outcomes, support:
+//                  write;
 //                  circle: manage
 std::vector<GrantSpec> role_grants(Role role, std::uint64_t expires_at_ms = 0);
 
-// The preset whose grants equal `grants` exactly (expiry aside), if any: what `kith members`
-// shows next to them.
+// The preset whose grants equal `grants` exactly (expiry and the `names` section aside), if
+// any: what `kith members` shows next to them.
 std::optional<Role> role_of(const std::vector<GrantSpec>& grants);
 
 }  // namespace kith::sync

@@ -10,8 +10,9 @@
 namespace kith::sync {
 
 // A section name: 1..32 characters, a lower-case letter then letters, digits, '-' or '_'. The
-// ten sections of DESIGN.md §2.1 are known; others are accepted, so the set can grow without a
-// new protocol version. Value type; thread-safe.
+// ten sections of DESIGN.md §2.1 are known, and `names` (each member's name as they share it
+// with the circle: engine.hpp, shared_names); others are accepted, so the set can grow without
+// a new protocol version. Value type; thread-safe.
 class Section {
  public:
   // Throws SyncError(kUnknownSection) for an invalid name.
@@ -25,9 +26,13 @@ class Section {
   std::string name_;
 };
 
-inline constexpr std::array<std::string_view, 10> kKnownSections = {
-    "profile", "outcomes", "support",    "activity", "notes",
-    "risk",    "health",   "assessment", "budget",   "circle"};
+inline constexpr std::array<std::string_view, 11> kKnownSections = {
+    "profile", "outcomes", "support", "activity", "notes", "risk",
+    "health",  "assessment", "budget", "circle",  "names"};
+
+// The section where members share their names, and the record type each name is.
+inline constexpr std::string_view kNamesSection = "names";
+inline constexpr std::string_view kMemberNameType = "member";
 
 // A hybrid logical clock reading: physical milliseconds, then a counter for events within the
 // same millisecond (or when the physical clock runs behind a clock already seen). Prints as

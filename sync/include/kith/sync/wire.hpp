@@ -70,6 +70,7 @@ struct Limits {
   std::size_t max_section_bytes = 32;         // a section name (docs/PROTOCOL.md, Sync)
   std::size_t max_section_checksums = 64;     // per CatchUpComplete
   std::size_t max_access_log_entries = 1000;  // per AccessLog, and FetchLog.limit
+  std::size_t max_plan_list_entries = 1000;   // per PlanList, and ListPlans.limit
   std::size_t max_error_message_bytes = 1024;
   // Fields at any depth, counted on the raw bytes before parsing. A parse allocates up to about
   // 100 bytes per field, so 1 MiB of empty two-byte entries would otherwise take ~55 MB; this

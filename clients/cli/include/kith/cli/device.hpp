@@ -68,6 +68,9 @@ class Device {
   void forget_plan(const sync::PlanId& plan);
 
  private:
+  // Tells the engine the name to share with each plan's circle: the one `kith init --name` was
+  // given.
+  void share_name();
   Device(Home home, DeviceInfo info);
 
   Home home_;

@@ -19,6 +19,10 @@
 
 namespace kith::cli {
 
+// The name of a device restored from the recovery key without --name: the person's own name
+// is then not known here, and is not shared (SyncEngine::share_name_as).
+inline constexpr std::string_view kUnnamedDevice = "another device";
+
 struct DeviceInfo {
   std::string name;             // what `kith init --name` was given
   std::string account;          // hex

@@ -1,9 +1,13 @@
-// Names for the members of a plan as this device's person knows them: "Nia" rather than
-// "member 3fa2c1d0". Each person names their circle for themselves (`kith name`, or
-// `kith invite --name` for whoever accepts that invitation). Names are sealed in the local store
-// and never sent anywhere: neither the server nor the other members see them.
+// Names for the members of a plan: "Nia" rather than "member 3fa2c1d0". Two sources, the first
+// winning:
+//   - the name this device's person gave a member (`kith name`, or `kith invite --name` for
+//     whoever accepts that invitation), sealed in the local store and never sent anywhere;
+//   - the name the member shares with the circle (`kith init --name`, sealed in the plan's
+//     `names` section: SyncEngine::shared_names), which they chose themselves.
+// Two members called alike both show the start of their account id after the name, so a member
+// cannot pass for another by taking their name.
 //
-//   auto names = MemberNames::load(device.store(), plan, engine.membership(plan));
+//   auto names = MemberNames::load(device.store(), engine, plan);
 //   NameOf who = name_of(device.info(), names);   // who(account) -> "Nia", "you (Jo)", ...
 #pragma once
 
@@ -11,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kith/cli/home.hpp"
 #include "kith/cli/render.hpp"
@@ -21,19 +26,23 @@
 namespace kith::cli {
 
 struct MemberNames {
+  // What each named member is called here (with their account id's start when another member
+  // is called alike).
   std::map<sync::AccountId, std::string> by_account;
+  // The names as given, for matching what a person types.
+  std::map<sync::AccountId, std::string> given;
 
-  // The names stored for `plan`; a named invitation's name goes to whoever accepted it (by the
-  // plan's log) unless that account has a name of its own.
-  static MemberNames load(const sync::LocalStore& store, const sync::PlanId& plan,
-                          const sync::MembershipLog& log);
+  // The names stored for `plan` (a named invitation's name goes to whoever accepted it, by the
+  // plan's log, unless that account has a name of its own), then the names members share.
+  static MemberNames load(const sync::LocalStore& store, const sync::SyncEngine& engine,
+                          const sync::PlanId& plan);
   const std::string* find(const sync::AccountId& account) const;
-  // The account `name` (any case) stands for, or nullopt.
-  std::optional<sync::AccountId> account_named(std::string_view name) const;
+  // The accounts `name` (any case) stands for: as given, or as shown.
+  std::vector<sync::AccountId> accounts_named(std::string_view name) const;
 };
 
-// Throws CliError(bad_name, usage) for an empty name, one over 64 bytes, one with control
-// characters, or one of hex digits only (it would read as an account id).
+// Throws CliError(bad_name, usage) for a name sync::check_member_name refuses (empty, over 64
+// bytes, control or direction-changing characters, not UTF-8).
 void check_name(std::string_view name);
 
 // MEMBER as a person gives it in `plan`: an account id, its start, or a name this device gave
@@ -42,9 +51,10 @@ sync::AccountId resolve_member_here(const sync::LocalStore& store, const sync::S
                                     const sync::PlanId& plan, std::string_view ref);
 
 // Calls the member `member_ref` (account id, its start, or their current name) `name` in
-// `plan` on this device: check_name, then CliError(usage) for this account itself and
-// CliError(name_taken) for a name another member has here. Returns the member.
-sync::AccountId name_member(sync::LocalStore& store, const sync::SyncEngine& engine,
+// `plan` on this device: check_name, then CliError(name_taken) for a name another member has
+// here. For this account itself, changes the name it shares in the plan instead
+// (SyncEngine::share_name; CliError(forbidden) when it may not). Returns the member.
+sync::AccountId name_member(sync::LocalStore& store, sync::SyncEngine& engine,
                             const sync::PlanId& plan, std::string_view member_ref,
                             std::string_view name);
 

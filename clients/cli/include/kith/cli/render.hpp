@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -20,6 +21,11 @@ namespace kith::cli {
 
 // Who an account is, for people.
 using NameOf = std::function<std::string(const sync::AccountId&)>;
+
+// The records a person reads as the plan: those of `section`, or of every section but `names`
+// (whose `member` records are the names members share, shown as names rather than as records).
+std::vector<sync::RecordView> plan_records(const sync::PlanState& state,
+                                           const std::optional<sync::Section>& section = {});
 
 // One line: the record's text, else its first field, shortened.
 std::string record_summary(const sync::RecordView& r, std::size_t width = 60);

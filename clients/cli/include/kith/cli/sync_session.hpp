@@ -55,6 +55,17 @@ struct PlanSync {
   std::vector<sync::SyncErrorCode> problem_codes;  // the same, their codes
 };
 
+// A plan the server lists for this account (ListPlans, docs/PROTOCOL.md "Plan discovery"): only
+// what the server sees, never a title.
+struct ServerPlan {
+  sync::PlanId plan;
+  bool owner = false;
+  sync::AccountId owner_account;
+  std::uint64_t created_at_ms = 0;  // by the owner's device clock
+  std::uint64_t expires_at_ms = 0;  // when the account's last grant ends; 0: never
+  bool expired = false;             // by the server's clock
+};
+
 // The engine's progress as batches arrive: the server sequence reached, and whether more follow.
 using ProgressFn = std::function<void(const sync::PlanId&, std::uint64_t server_seq, bool more)>;
 
@@ -76,6 +87,11 @@ class SyncSession {
   // Fetches the plan's access log (every page) into the engine (SyncEngine::access_log). Only
   // the owner may: others get a FORBIDDEN in `errors`. Throws as sync_plan.
   PlanSync fetch_access_log(const sync::PlanId& plan);
+
+  // Every plan the server lists for this account (all pages of ListPlans), in plan-id order.
+  // Changes nothing here. Throws client::TransportError: kServerError for a refusal, kProtocol
+  // for an answer out of order, and the connection's errors.
+  std::vector<ServerPlan> list_server_plans();
 
   // Subscribes to `plan`, then applies live messages, calling `on_event` for each engine event,
   // until `stop` is set (checked at least every `poll`). Returns normally when stopped; throws

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -44,11 +45,16 @@ inline constexpr std::size_t kMaxBundleBytes = 16 * 1024 * 1024;
 struct ExportInput {
   sync::PlanId plan;
   std::string title;
-  std::vector<sync::RecordView> records;  // PlanState::records(): what this member may read
+  // PlanState::records(): what this member may read, but not the `names` section (its
+  // `member` records are the names below).
+  std::vector<sync::RecordView> records;
   std::vector<sync::MemberView> members;  // MembershipLog::members()
   sync::AccountId exporter;               // who exports (the Composition's author)
   std::string exporter_name;              // their display name, if known
   std::uint64_t now_ms = 0;               // Bundle.timestamp, Composition.date, grant expiry
+  // RelatedPerson.name of each member: the names they share with the circle
+  // (SyncEngine::shared_names). Names a person gave members on their own device stay there.
+  std::map<sync::AccountId, std::string> names;
 };
 
 // Members keep their insertion order (resourceType first), as people expect to read FHIR JSON.
