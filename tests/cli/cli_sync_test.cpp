@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <functional>
 #include <thread>
 
 #include "cli_fixture.hpp"
@@ -177,6 +178,40 @@ TEST_F(TwoDevices, WatchPrintsChangesAsTheyArriveAndStopsOnSignal) {
     EXPECT_NE(r.out.find(text), std::string::npos) << r.describe();
     EXPECT_NE(r.err.find("stopped watching"), std::string::npos) << r.describe();
   }
+}
+
+TEST_F(TwoDevices, CommandsRunBesideWatchWhichUploadsWhatTheyLeave) {
+  KithChild watch({"watch", "Ada's plan"}, b);
+  auto wait_for = [&](const std::function<bool()>& cond) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!cond() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+    }
+    return cond();
+  };
+  ASSERT_TRUE(wait_for([&] { return watch.err().find("watching") != std::string::npos; }))
+      << watch.err();
+  // In the same home as watch: the edits wait for the lock, which watch lets go of.
+  ok(b, {"add", plan, "note", "text=Fell asleep early"});
+  ok(b, {"set", plan, record, "dose=1g"});
+  // Nobody ran `kith sync` on the tablet: watch took the lock back and uploaded both.
+  ASSERT_TRUE(wait_for([&] {
+    ok(a, {"sync"});
+    return field_of(a, "dose") == "1g";
+  })) << watch.err();
+  auto notes = ok(a, {"--json", "list", plan, "--type", "note"}).json()["records"];
+  ASSERT_EQ(notes.size(), 1u) << notes;
+  EXPECT_EQ(notes[0]["fields"]["text"], "Fell asleep early");
+  // And it still prints what arrives, without saying "watching" again.
+  ok(a, {"add", plan, "activity", "text=Went to the lunch club"});
+  ok(a, {"sync"});
+  EXPECT_TRUE(wait_for([&] {
+    return watch.out().find("Went to the lunch club") != std::string::npos;
+  })) << watch.out();
+  watch.send_signal(SIGTERM);
+  auto r = watch.wait(10s);
+  EXPECT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(r.err.find("kith: watching"), r.err.rfind("kith: watching")) << r.err;
 }
 
 TEST_F(KithCli, WatchReconnectsWhenTheServerComesBack) {

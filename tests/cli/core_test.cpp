@@ -1,9 +1,12 @@
-// Unit tests of kith_cli_core, in-process: references, FIELD=VALUE, the home, backoff, the
-// care-plan rendering, and the command table's parse errors and --help.
+// Unit tests of kith_cli_core, in-process: references, FIELD=VALUE, the home and its lock,
+// backoff, the care-plan rendering, and the command table's parse errors and --help.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
+#include <functional>
 #include <sstream>
+#include <thread>
 
 #include "kith/cli/commands.hpp"
 #include "kith/cli/device.hpp"
@@ -18,6 +21,7 @@ namespace kith::cli {
 namespace {
 
 using test::TempDir;
+using namespace std::chrono_literals;
 
 Environment env_of(std::map<std::string, std::string> vars) {
   return Environment{[vars](std::string_view name) -> std::optional<std::string> {
@@ -133,6 +137,49 @@ TEST_F(WithEngine, ASecondWriterWaitsForTheFirst) {
   // `device` holds the lock (kWrite); another writer gives up with home_busy.
   auto e = error_of([&] { HomeLock lock(home, 100); });
   EXPECT_EQ(e.code(), "home_busy");
+}
+
+TEST_F(WithEngine, AWaitingCommandIsSeenByTheHolderAndGoesBeforeAPausedOne) {
+  // `device` (kWrite) holds the lock, as `kith watch` does.
+  EXPECT_FALSE(device->others_waiting());
+  std::atomic<int> order{0};
+  int waiter_was = 0;
+  int paused_was = 0;
+  std::thread waiter([&] {
+    HomeLock lock(home, 10000);
+    waiter_was = ++order;
+    std::this_thread::sleep_for(300ms);
+  });
+  auto within = [](const std::function<bool()>& cond) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!cond() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return cond();
+  };
+  ASSERT_TRUE(within([&] { return device->others_waiting(); }));
+  const auto plan = engine().create_plan("Ada's plan");
+  device->pause();
+  EXPECT_TRUE(device->paused());
+  // Resuming waits until the waiter has had its turn, and sees what was saved.
+  ASSERT_TRUE(device->resume([] { return false; }));
+  paused_was = ++order;
+  waiter.join();
+  EXPECT_EQ(waiter_was, 1);
+  EXPECT_EQ(paused_was, 2);
+  EXPECT_FALSE(device->paused());
+  EXPECT_EQ(resolve_plan(engine(), "Ada's plan"), plan);
+  // Holding it again: another writer still gives up with home_busy.
+  EXPECT_EQ(error_of([&] { HomeLock lock(home, 100); }).code(), "home_busy");
+}
+
+TEST_F(WithEngine, APausedDeviceStopsWaitingWhenAskedTo) {
+  device->pause();
+  HomeLock other(home, 0);
+  std::atomic<int> asked{0};
+  EXPECT_FALSE(device->resume([&] { return ++asked > 3; }));
+  EXPECT_TRUE(device->paused());
+  EXPECT_GT(asked.load(), 3);
 }
 
 TEST(Backoff, DoublesFromOneSecondUpToTheCap) {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "context.hpp"
@@ -125,8 +126,7 @@ void sync_cmd(Context& ctx, const std::string& plan_ref) {
     if (first.code == "not_member" || first.code == "grant_expired") {
       const bool expired = first.code == "grant_expired";
       throw CliError(Exit::kFailed, expired ? "access_expired" : "access_ended",
-                     refused_title + ": your access " +
-                         (expired ? "has expired" : "has ended") +
+                     refused_title + ": your access " + (expired ? "has expired" : "has ended") +
                          "; what this device synced before stays here, and nothing new will "
                          "come (ask the plan's owner if you need it back)");
     }
@@ -193,9 +193,8 @@ void sleep_unless_stopped(std::chrono::milliseconds d) {
 void watch_cmd(Context& ctx, const std::string& plan_ref) {
   const ServerOptions server = ctx.require_server();
   Device device = ctx.open(Device::Access::kWrite);
-  auto& engine = device.engine();
-  const sync::PlanId plan = resolve_plan(engine, plan_ref);
-  const auto name = ctx.names(device, plan);
+  const sync::PlanId plan = resolve_plan(device.engine(), plan_ref);
+  auto name = ctx.names(device, plan);
   StopSignals signals;
 
   auto print_event = [&](const sync::SyncEvent& e) {
@@ -207,7 +206,7 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
       return;
     }
     if (e.kind != K::kRecordChanged && e.kind != K::kConflict) return;
-    const auto view = engine.state(plan).record(e.record);
+    const auto view = device.engine().state(plan).record(e.record);
     if (ctx.opts.json) {
       nlohmann::json j{{"event", e.kind == K::kConflict ? "conflict" : "changed"},
                        {"plan", plan.hex()},
@@ -230,24 +229,45 @@ void watch_cmd(Context& ctx, const std::string& plan_ref) {
     ctx.out << std::flush;
   };
 
+  // Another kith command in this home (an `add` in another terminal) waits for the lock: watch
+  // closes its connection, saves and lets go, then takes the lock back once that command is done
+  // and connects again; the subscription then uploads what the command left waiting.
+  const auto stopped = [] { return g_stop.load(); };
+  const auto stop_or_yield = [&] { return g_stop.load() || device.others_waiting(); };
+  auto take_back = [&] {
+    if (!device.paused()) return true;
+    if (!device.resume(stopped)) return false;
+    name = ctx.names(device, plan);  // another command may have renamed someone
+    return true;
+  };
+  bool announce = true;
   unsigned attempt = 0;
-  while (!g_stop.load()) {
-    SyncSession session(engine, server);
-    try {
-      session.connect();
-      ctx.err << "kith: watching " << plan_ref << " on " << server.url << " (Ctrl-C to stop)\n";
-      attempt = 0;
-      session.follow(plan, print_event, g_stop);
-      session.close();
-      break;
-    } catch (const TransportError& e) {
-      if (g_stop.load()) break;
-      if (!worth_retrying(e)) throw;
-      const auto delay = backoff_delay(attempt++);
-      ctx.err << "kith: " << e.what() << "; trying again in "
-              << std::chrono::duration<double>(delay).count() << " s\n";
-      sleep_unless_stopped(delay);
+  while (!g_stop.load() && take_back()) {
+    std::optional<std::chrono::milliseconds> retry_in;
+    {
+      SyncSession session(device.engine(), server);  // gone before the engine is paused
+      try {
+        session.connect();
+        if (announce) {
+          ctx.err << "kith: watching " << plan_ref << " on " << server.url << " (Ctrl-C to stop)\n";
+        }
+        announce = false;
+        attempt = 0;
+        session.follow(plan, print_event, stop_or_yield);
+        session.close();
+      } catch (const TransportError& e) {
+        if (g_stop.load()) break;
+        if (!worth_retrying(e)) throw;
+        retry_in = backoff_delay(attempt++);
+        ctx.err << "kith: " << e.what() << "; trying again in "
+                << std::chrono::duration<double>(*retry_in).count() << " s\n";
+        announce = true;
+      }
     }
+    if (g_stop.load()) break;
+    // Someone waits for the home, or the server is out of reach for a while: let go meanwhile.
+    device.pause();
+    if (retry_in) sleep_unless_stopped(*retry_in);
   }
   ctx.err << "kith: stopped watching\n";
   if (ctx.opts.json) ctx.emit({{"event", "stopped"}, {"plan", plan.hex()}});

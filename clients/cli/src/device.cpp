@@ -103,6 +103,32 @@ void Device::forget_plan(const sync::PlanId& plan) {
   const crypto::SecretBytes secrets = engine_->identity().secrets.serialize();
   engine_.reset();
   store_->remove_plan(plan);
+  start_engine(secrets);
+}
+
+void Device::pause() {
+  if (paused() || !lock_) throw std::logic_error("Device::pause: not an open kWrite device");
+  auto secrets = std::make_unique<crypto::SecretBytes>(engine_->identity().secrets.serialize());
+  engine_.reset();  // saves each plan's state
+  store_.reset();
+  lock_.reset();
+  paused_secrets_ = std::move(secrets);
+}
+
+bool Device::resume(const std::function<bool()>& stop) {
+  if (!paused()) throw std::logic_error("Device::resume: not paused");
+  auto lock = HomeLock::wait_behind_others(home_, stop);
+  if (!lock) return false;
+  sync::DeviceIdentity me = sync::DeviceIdentity::create(
+      crypto::DeviceSecrets::parse(paused_secrets_->view()), info_.issued_at);
+  store_ = std::make_unique<sync::LocalStore>(home_.store_file(), me.storage_key());
+  lock_ = std::move(lock);
+  start_engine(*paused_secrets_);
+  paused_secrets_.reset();
+  return true;
+}
+
+void Device::start_engine(const crypto::SecretBytes& secrets) {
   sync::DeviceIdentity me =
       sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(secrets.view()), info_.issued_at);
   engine_ = std::make_unique<sync::SyncEngine>(*store_, std::move(me), now_ms);

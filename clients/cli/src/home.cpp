@@ -80,32 +80,79 @@ void Home::write_info(const DeviceInfo& info) const {
   write_private_file(info_file(), j.dump(2) + "\n", /*replace=*/true, "home_io");
 }
 
-HomeLock::HomeLock(const Home& home, int wait_ms) {
-  fd_ = ::open(home.lock_file().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
+namespace {
+
+int open_lock_file(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
     throw CliError(Exit::kFailed, "home_io",
-                   "cannot open " + home.lock_file().string() + ": " + std::strerror(errno));
+                   "cannot open " + file.string() + ": " + std::strerror(errno));
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-  while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      const std::string why = std::strerror(errno);
-      ::close(fd_);
-      throw CliError(Exit::kFailed, "home_io",
-                     "cannot lock " + home.lock_file().string() + ": " + why);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::close(fd_);
-      throw CliError(Exit::kFailed, "home_busy",
-                     "another kith command is using " + home.dir().string() +
-                         " (is `kith watch` running there?); try again when it has finished");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return fd;
+}
+
+constexpr std::chrono::milliseconds kLockPoll{50};
+
+}  // namespace
+
+HomeLock::HomeLock(const Home& home) : home_(home) {
+  fd_ = open_lock_file(home.lock_file());
+  try {
+    wait_fd_ = open_lock_file(home.wait_file());
+  } catch (...) {
+    ::close(fd_);
+    throw;
   }
 }
 
+HomeLock::HomeLock(const Home& home, int wait_ms) : HomeLock(home) {
+  // From here the object is built: if this body throws, the destructor closes both files.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  bool announced = false;
+  while (!try_lock()) {
+    // Shared, so that any number of waiters can say so; it may fail for the moment the holder
+    // looks (others_waiting), and is tried again.
+    if (!announced) announced = ::flock(wait_fd_, LOCK_SH | LOCK_NB) == 0;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw CliError(Exit::kFailed, "home_busy",
+                     "another kith command is using " + home.dir().string() +
+                         "; try again when it has finished");
+    }
+    std::this_thread::sleep_for(kLockPoll);
+  }
+  if (announced) ::flock(wait_fd_, LOCK_UN);
+}
+
+std::unique_ptr<HomeLock> HomeLock::wait_behind_others(const Home& home,
+                                                       const std::function<bool()>& stop) {
+  std::unique_ptr<HomeLock> lock(new HomeLock(home));
+  while (!stop()) {
+    if (!lock->others_waiting() && lock->try_lock()) return lock;
+    std::this_thread::sleep_for(kLockPoll);
+  }
+  return nullptr;
+}
+
+bool HomeLock::try_lock() {
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return true;
+  if (errno == EWOULDBLOCK || errno == EINTR) return false;
+  throw CliError(Exit::kFailed, "home_io",
+                 "cannot lock " + home_.lock_file().string() + ": " + std::strerror(errno));
+}
+
+bool HomeLock::others_waiting() const {
+  // An exclusive lock on the wait file is refused exactly while someone holds a shared one.
+  if (::flock(wait_fd_, LOCK_EX | LOCK_NB) == 0) {
+    ::flock(wait_fd_, LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK;
+}
+
 HomeLock::~HomeLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the lock
+  // Closing releases the locks.
+  if (wait_fd_ >= 0) ::close(wait_fd_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace kith::cli

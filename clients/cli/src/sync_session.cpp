@@ -208,7 +208,7 @@ std::vector<ServerPlan> SyncSession::list_server_plans() {
 
 void SyncSession::follow(const sync::PlanId& plan,
                          const std::function<void(const sync::SyncEvent&)>& on_event,
-                         const std::atomic<bool>& stop, milliseconds poll) {
+                         const std::function<bool()>& stop, milliseconds poll) {
   if (!conn_) throw std::logic_error("SyncSession::follow before connect");
   open_.clear();
   events_.clear();
@@ -223,7 +223,7 @@ void SyncSession::follow(const sync::PlanId& plan,
   // connection, and a dead connection shows up as a failed send rather than silence.
   constexpr milliseconds kPingEvery{20000};
   auto last_ping = Clock::now();
-  while (!stop.load()) {
+  while (!stop()) {
     if (Clock::now() - last_ping >= kPingEvery) {
       kith::v1::ClientMessage ping;
       ping.set_request_id(conn_->next_request_id() + (1ull << 40));

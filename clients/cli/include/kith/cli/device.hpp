@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,15 +68,30 @@ class Device {
   // again over the store, so references to the old one are invalid afterwards.
   void forget_plan(const sync::PlanId& plan);
 
+  // For a command that runs for long (`kith watch`): lets another kith process have the home.
+  // pause() saves and closes the engine and the store and lets go of the lock, keeping the
+  // device's keys in wiped memory; engine() and store() must not be used until resume(), which
+  // takes the lock back once no one else waits for it (HomeLock::wait_behind_others) and opens
+  // the store and the engine again, so they see what the other process wrote. resume() returns
+  // false, still paused, once `stop()` is true. Only for a kWrite device.
+  void pause();
+  bool resume(const std::function<bool()>& stop);
+  bool paused() const noexcept { return paused_secrets_ != nullptr; }
+  // True while another kith process waits for this device's lock.
+  bool others_waiting() const { return lock_ && lock_->others_waiting(); }
+
  private:
   // Tells the engine the name to share with each plan's circle: the one `kith init --name` was
   // given.
   void share_name();
+  // Makes the engine over store_ from serialized device secrets.
+  void start_engine(const crypto::SecretBytes& secrets);
   Device(Home home, DeviceInfo info);
 
   Home home_;
   DeviceInfo info_;
   std::unique_ptr<HomeLock> lock_;
+  std::unique_ptr<crypto::SecretBytes> paused_secrets_;  // while paused: the keys, serialized
   std::unique_ptr<sync::LocalStore> store_;
   std::unique_ptr<sync::SyncEngine> engine_;  // after store_: destroyed before it
 };

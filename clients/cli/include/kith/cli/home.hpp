@@ -6,6 +6,8 @@
 //   store.db     the LocalStore (plans, ops, keys, state; sealed under the device storage key)
 //   lock         flock()ed by every command that changes the store, so two `kith` processes
 //                never author into the same chain at once
+//   lock.wait    flock()ed (shared) by each process waiting for `lock`, so that a long-running
+//                holder (`kith watch`) can tell it is wanted and let go (HomeLock)
 //
 // The directory is created with mode 0700. Nothing here prompts or prints: see passphrase.hpp
 // for the passphrase and device.hpp for opening the store.
@@ -13,6 +15,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "kith/cli/environment.hpp"
@@ -42,6 +46,7 @@ class Home {
   std::filesystem::path info_file() const { return dir_ / "device.json"; }
   std::filesystem::path store_file() const { return dir_ / "store.db"; }
   std::filesystem::path lock_file() const { return dir_ / "lock"; }
+  std::filesystem::path wait_file() const { return dir_ / "lock.wait"; }
 
   // True when `kith init` has run here (the key file exists).
   bool initialised() const;
@@ -60,7 +65,10 @@ class Home {
 };
 
 // An exclusive flock() on the home's lock file, held for the object's lifetime. Waits up to
-// `wait_ms` for another kith process to let go, then throws CliError(home_busy).
+// `wait_ms` for another kith process to let go, then throws CliError(home_busy). While it waits
+// it holds a shared flock() on the home's wait file, which the holder sees as others_waiting():
+// `kith watch`, which would otherwise hold the lock for hours, lets go then and takes it back
+// with wait_behind_others().
 class HomeLock {
  public:
   HomeLock(const Home& home, int wait_ms);
@@ -68,8 +76,21 @@ class HomeLock {
   HomeLock(const HomeLock&) = delete;
   HomeLock& operator=(const HomeLock&) = delete;
 
+  // Takes the lock without a deadline and without announcing itself, only while no other
+  // process waits for it: whoever asked first goes first. Returns nullptr once `stop()` is true
+  // (checked every 50 ms). Throws CliError(home_io) when the files cannot be opened.
+  static std::unique_ptr<HomeLock> wait_behind_others(const Home& home,
+                                                      const std::function<bool()>& stop);
+  // True while another process waits for this lock.
+  bool others_waiting() const;
+
  private:
+  HomeLock(const Home& home);
+  bool try_lock();
+
+  Home home_;
   int fd_ = -1;
+  int wait_fd_ = -1;  // the wait file, open for others_waiting()
 };
 
 }  // namespace kith::cli

@@ -93,11 +93,12 @@ class SyncSession {
   // for an answer out of order, and the connection's errors.
   std::vector<ServerPlan> list_server_plans();
 
-  // Subscribes to `plan`, then applies live messages, calling `on_event` for each engine event,
-  // until `stop` is set (checked at least every `poll`). Returns normally when stopped; throws
-  // client::TransportError when the connection is lost (the caller reconnects).
+  // Subscribes to `plan` (which also uploads what waits), then applies live messages, calling
+  // `on_event` for each engine event, until `stop()` is true (asked after each message and at
+  // least every `poll`). Returns normally when stopped; throws client::TransportError when the
+  // connection is lost (the caller reconnects).
   void follow(const sync::PlanId& plan, const std::function<void(const sync::SyncEvent&)>& on_event,
-              const std::atomic<bool>& stop,
+              const std::function<bool()>& stop,
               std::chrono::milliseconds poll = std::chrono::milliseconds(200));
 
   void close() noexcept;
