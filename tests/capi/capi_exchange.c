@@ -46,6 +46,11 @@ static int g_failures = 0;
       fprintf(stderr, "%s:%d: %s failed without a message\n", __FILE__, __LINE__,     \
               #call);                                                                 \
       ++g_failures;                                                                   \
+    } else if (strstr(kith_last_error(), "`kith") != NULL) {                          \
+      /* an app's person has no kith command to run */                                \
+      fprintf(stderr, "%s:%d: %s: a CLI hint in the message: %s\n", __FILE__,         \
+              __LINE__, #call, kith_last_error());                                    \
+      ++g_failures;                                                                   \
     } else {                                                                          \
       printf("  expected failure %s: %s [%s]\n", kith_status_name(st_),               \
              kith_last_error(), kith_last_error_code());                              \

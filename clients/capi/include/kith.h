@@ -20,6 +20,8 @@
  * - Every function returns a kith_status. On failure, kith_last_error() holds one sentence a
  *   person can act on and kith_last_error_code() a stable lower_snake_case code (the same codes
  *   as the kith CLI's --json output, e.g. "unknown_plan"); out-parameters are left untouched.
+ *   The sentence is the CLI's without its advice in CLI terms: where kith says "no plan 'x' on
+ *   this device; `kith plan list` shows them", libkith says "no plan 'x' on this device".
  * - Strings in are UTF-8 and NUL-terminated; NULL where a string is required is
  *   KITH_ERR_INVALID_ARGUMENT. Strings out (`char**`) are allocated by the library and freed by
  *   the caller with kith_string_free(). JSON out is one UTF-8 JSON value.

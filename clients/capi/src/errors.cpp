@@ -6,9 +6,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "kith/cli/names.hpp"
 #include "handle.hpp"
 #include "kith/cli/error.hpp"
+#include "kith/cli/names.hpp"
 
 namespace kith::capi {
 namespace {
@@ -82,7 +82,7 @@ void clear_error() noexcept {
 kith_status fail_current() noexcept {
   try {
     const cli::CliError e = cli::to_cli_error(std::current_exception());
-    t_message = e.what();
+    t_message = e.message();  // without the CLI's own hint ("`kith plan list` shows them")
     t_code = e.code();
     if (t_message.empty()) t_message = "failed (" + t_code + ")";
     return status_of(e);
@@ -130,7 +130,8 @@ char* to_c(std::string_view s) {
 }
 
 cli::NameOf names(const kith_home& h, const sync::PlanId& plan) {
-  return cli::name_of(h.device.info(), cli::MemberNames::load(h.device.store(), h.device.engine(), plan));
+  return cli::name_of(h.device.info(),
+                      cli::MemberNames::load(h.device.store(), h.device.engine(), plan));
 }
 
 }  // namespace kith::capi

@@ -235,9 +235,8 @@ void check_member_ref(std::string_view ref) {
   // An account id (or its start), or a name this device gave a member.
   if (ref.empty() || ref.size() > 64) {
     throw CliError(Exit::kNotFound, "unknown_member",
-                   "'" + std::string(ref) +
-                       "' is neither an account id nor a member's name (`kith members PLAN` "
-                       "lists them)");
+                   "'" + std::string(ref) + "' is neither an account id nor a member's name",
+                   "`kith members PLAN` lists them");
   }
 }
 
@@ -262,21 +261,22 @@ sync::AccountId resolve_member(const sync::MembershipLog& log, std::string_view 
   if (found.size() == 1) return found.front();
   if (found.empty() && !is_hex(ref)) {
     throw CliError(Exit::kNotFound, "unknown_member",
-                   "no member is called '" + std::string(ref) +
-                       "' here; `kith members PLAN` lists them, and `kith name PLAN MEMBER NAME` "
-                       "gives one a name on this device");
+                   "no member is called '" + std::string(ref) + "' here",
+                   "`kith members PLAN` lists them, and `kith name PLAN MEMBER NAME` gives one a "
+                   "name on this device");
   }
   if (found.empty()) {
     throw CliError(Exit::kNotFound, "unknown_member",
                    "no member '" + std::string(ref) +
-                       "' in this plan; `kith members PLAN` lists them (someone who joined "
-                       "recently appears after `kith sync`)");
+                       "' in this plan (someone who joined recently appears after the next sync)",
+                   "`kith members PLAN` lists them");
   }
   std::string ids;
   for (const auto& a : found) ids += (ids.empty() ? "" : ", ") + a.short_hex();
   throw CliError(Exit::kNotFound, "ambiguous_member",
                  "'" + std::string(ref) + "' stands for more than one member: " + ids +
-                     "; give more of the account id (`kith members PLAN` lists them)");
+                     "; give more of the account id",
+                 "`kith members PLAN` lists them");
 }
 
 std::string_view access_kind_name(sync::AccessEvent::Kind kind) {

@@ -47,8 +47,8 @@ Created create_device(const Home& home, std::string_view name, std::string_view 
   }
   if (home.initialised()) {
     throw CliError(Exit::kKeys, "already_initialised",
-                   "there is already a Kith identity in " + home.dir().string() +
-                       "; use another --home to make a new one");
+                   "there is already a Kith identity in " + home.dir().string(),
+                   "use another --home to make a new one");
   }
   home.create();
   HomeLock lock(home, kLockWaitMs);

@@ -39,8 +39,8 @@ void write_private_file(const std::filesystem::path& path, std::string_view text
   if (rc != 0 || !replace) ::unlink(tmp.c_str());
   if (rc == 0) return;
   if (!replace && err == EEXIST) {
-    throw CliError(Exit::kFailed, "file_exists",
-                   path.string() + " already exists; add --force to replace it");
+    throw CliError(Exit::kFailed, "file_exists", path.string() + " already exists",
+                   "add --force to replace it");
   }
   throw CliError(Exit::kFailed, io_code,
                  "cannot write " + path.string() + ": " + std::strerror(err));

@@ -33,8 +33,8 @@ bool Home::initialised() const {
 
 void Home::require_initialised() const {
   if (!initialised()) {
-    throw CliError(Exit::kKeys, "not_initialised",
-                   "no Kith identity in " + dir_.string() + "; run `kith init --name NAME` first");
+    throw CliError(Exit::kKeys, "not_initialised", "no Kith identity in " + dir_.string(),
+                   "run `kith init --name NAME` first");
   }
 }
 
@@ -55,8 +55,8 @@ void Home::create() const {
 DeviceInfo Home::read_info() const {
   std::ifstream in(info_file());
   if (!in) {
-    throw CliError(Exit::kKeys, "not_initialised",
-                   "no device description in " + dir_.string() + "; run `kith init --name NAME`");
+    throw CliError(Exit::kKeys, "not_initialised", "no device description in " + dir_.string(),
+                   "run `kith init --name NAME`");
   }
   try {
     auto j = nlohmann::json::parse(in);

@@ -22,8 +22,8 @@ bool account_is_member(const sync::MembershipLog& log, const sync::AccountId& ac
     // stranger which plans exist.
     throw CliError(Exit::kNotFound, "not_member",
                    "your account is not a member of plan " + plan.short_hex() +
-                       " (or there is no such plan); ask its owner for an invite and use "
-                       "`kith join CODE`");
+                       " (or there is no such plan); ask its owner for an invitation",
+                   "`kith join CODE` accepts it");
   }
   throw CliError(Exit::kNetwork, "server_refused",
                  "the server refused (" + e.code + "): " + e.message);
@@ -37,7 +37,8 @@ sync::PlanId parse_plan_id(const std::string& text) {
   } catch (const sync::SyncError&) {
     throw CliError(Exit::kUsage, "bad_plan_id",
                    "'" + text + "' is not a plan id (" + std::to_string(2 * sync::PlanId::kSize) +
-                       " hex digits; `kith plan list --json` on another of your devices shows it)");
+                       " hex digits)",
+                   "`kith plan list --json` on another of your devices shows it");
   }
 }
 
@@ -48,9 +49,9 @@ void link_this_device(Device& device, const ServerOptions& server, const sync::P
   bool held = false;
   for (const auto& [id, t] : device.engine().plans()) held |= id == plan;
   if (held && device.engine().membership(plan).account_of(this_device)) {
-    throw CliError(
-        Exit::kFailed, "already_linked",
-        "this device is in plan " + plan.short_hex() + " already; `kith sync` updates it");
+    throw CliError(Exit::kFailed, "already_linked",
+                   "this device is in plan " + plan.short_hex() + " already",
+                   "`kith sync` updates it");
   }
   if (!held) device.engine().follow(plan, title);
 
@@ -64,7 +65,8 @@ void link_this_device(Device& device, const ServerOptions& server, const sync::P
     if (!account_is_member(device.engine().membership(plan), me)) {
       throw CliError(Exit::kNotFound, "not_member",
                      "your account is not a member of plan " + plan.short_hex() +
-                         "; ask its owner for an invite and use `kith join CODE`");
+                         "; ask its owner for an invitation",
+                     "`kith join CODE` accepts it");
     }
     device.engine().add_this_device(plan);
     sent = session.sync_plan(plan);

@@ -83,12 +83,14 @@ sync::AccountId name_member(sync::LocalStore& store, sync::SyncEngine& engine,
     } catch (const sync::SyncError& e) {
       if (e.code() == sync::SyncErrorCode::kForbidden) {
         throw CliError(Exit::kFailed, "forbidden",
-                       "you may not share a name in this plan: ask someone who manages it to run "
-                       "`kith grant PLAN " + member.short_hex() + " names:append`");
+                       "you may not share a name in this plan: someone who manages it must give "
+                       "you names:append",
+                       "they run `kith grant PLAN " + member.short_hex() + " names:append`");
       }
       if (e.code() == sync::SyncErrorCode::kUnknownEpoch) {
         throw CliError(Exit::kFailed, "unknown_epoch",
-                       "this device has no key for the plan's names yet; run `kith sync` first");
+                       "this device has no key for the plan's names yet; sync first",
+                       "run `kith sync`");
       }
       throw;
     }

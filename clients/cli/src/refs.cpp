@@ -35,9 +35,9 @@ sync::PlanId resolve_plan(const sync::SyncEngine& engine, std::string_view ref) 
   const auto& found = !by_title.empty() ? by_title : by_prefix;
   if (found.size() == 1) return found.front().first;
   if (found.empty()) {
-    throw CliError(
-        Exit::kNotFound, "unknown_plan",
-        "no plan '" + std::string(ref) + "' on this device; `kith plan list` shows them");
+    throw CliError(Exit::kNotFound, "unknown_plan",
+                   "no plan '" + std::string(ref) + "' on this device",
+                   "`kith plan list` shows them");
   }
   std::string names;
   for (const auto& [id, title] : found) {
@@ -70,9 +70,9 @@ sync::RecordId resolve_record(const sync::PlanState& state, std::string_view ref
   }
   if (found.size() == 1) return found.front();
   if (found.empty()) {
-    throw CliError(
-        Exit::kNotFound, "unknown_record",
-        "no record '" + std::string(ref) + "' in this plan; `kith list PLAN` shows them");
+    throw CliError(Exit::kNotFound, "unknown_record",
+                   "no record '" + std::string(ref) + "' in this plan",
+                   "`kith list PLAN` shows them");
   }
   throw CliError(Exit::kNotFound, "ambiguous_record",
                  "'" + std::string(ref) + "' names " + std::to_string(found.size()) +

@@ -28,14 +28,25 @@ class CliError : public std::runtime_error {
  public:
   // `code` is lower_snake_case and stable (e.g. "unknown_plan").
   CliError(Exit exit, std::string code, const std::string& message)
-      : std::runtime_error(message), exit_(exit), code_(std::move(code)) {}
+      : std::runtime_error(message), exit_(exit), code_(std::move(code)), message_(message) {}
+  // With what to do next in the CLI's own terms (`cli_hint`, e.g. "`kith plan list` shows
+  // them"): what() is "message; cli_hint", as the CLI prints it, while message() leaves it out
+  // for an app on libkith, whose person has no `kith` to run.
+  CliError(Exit exit, std::string code, const std::string& message, const std::string& cli_hint)
+      : std::runtime_error(message + "; " + cli_hint),
+        exit_(exit),
+        code_(std::move(code)),
+        message_(message) {}
 
   Exit exit() const noexcept { return exit_; }
   const std::string& code() const noexcept { return code_; }
+  // The sentence without the CLI's hint.
+  const std::string& message() const noexcept { return message_; }
 
  private:
   Exit exit_;
   std::string code_;
+  std::string message_;
 };
 
 // Converts whatever a command threw (CliError, crypto, sync, transport, CLI11 aside) into a
