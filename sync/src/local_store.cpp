@@ -527,15 +527,16 @@ void LocalStore::set_name(const PlanId& plan, ByteView subject, std::string_view
   impl_->run_write(*q, Impl::no_plan(plan));
 }
 
-std::map<Bytes, std::string> LocalStore::names(const PlanId& plan) const {
-  auto q = impl_->db().query("SELECT subject, name_sealed FROM names WHERE plan_id = ?1");
+std::vector<std::pair<Bytes, std::string>> LocalStore::names(const PlanId& plan) const {
+  auto q = impl_->db().query(
+      "SELECT subject, name_sealed FROM names WHERE plan_id = ?1 ORDER BY subject");
   q->bind(1, plan.bytes());
-  std::map<Bytes, std::string> out;
+  std::vector<std::pair<Bytes, std::string>> out;
   while (q->step()) {
     Bytes subject = q->column_bytes(0);
     auto name = impl_->open("names", plan, subject, q->column_view(1), "name");
-    out.emplace(std::move(subject),
-                std::string(reinterpret_cast<const char*>(name.data()), name.size()));
+    out.emplace_back(std::move(subject),
+                     std::string(reinterpret_cast<const char*>(name.data()), name.size()));
   }
   return out;
 }

@@ -554,8 +554,9 @@ TEST(LocalStoreMigration, Version6GainsSealedNamesOfMembers) {
     store.set_name(plan, nia.bytes(), "Nia Okafor");
     store.set_name(plan, invite.bytes(), "Sam");
     store.set_name(plan, invite.bytes(), "Sam Reid");  // replaces
-    const auto names = store.names(plan);
-    ASSERT_EQ(names.size(), 2u);
+    const auto listed = store.names(plan);
+    const std::map<Bytes, std::string> names(listed.begin(), listed.end());
+    ASSERT_EQ(listed.size(), 2u);
     EXPECT_EQ(names.at(Bytes(nia.bytes().begin(), nia.bytes().end())), "Nia Okafor");
     EXPECT_EQ(names.at(Bytes(invite.bytes().begin(), invite.bytes().end())), "Sam Reid");
     store.set_name(plan, invite.bytes(), "");  // removes

@@ -214,9 +214,10 @@ class LocalStore {
 
   // Names this device's person gave the members of a plan, sealed; never sent anywhere.
   // `subject` is an account id (32 bytes), or an invitation's id (16) until its invitee joins.
-  // set_name replaces; an empty name removes it.
+  // set_name replaces; an empty name removes it. names() lists them in subject order (a vector,
+  // not a map keyed by Bytes: GCC 12 at -O3 warns falsely in std::less<std::vector<uint8_t>>).
   void set_name(const PlanId& plan, ByteView subject, std::string_view name);
-  std::map<Bytes, std::string> names(const PlanId& plan) const;
+  std::vector<std::pair<Bytes, std::string>> names(const PlanId& plan) const;
 
   // People whose safety number this device's owner compared in person and marked verified,
   // with when (Unix ms). Not plan-specific: an account id is the person's identity key.
