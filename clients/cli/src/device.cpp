@@ -92,8 +92,7 @@ Device Device::open(const Home& home, std::string_view passphrase, Access access
                    home.info_file().string() + " describes another device than the key file");
   }
   d.store_ = std::make_unique<sync::LocalStore>(home.store_file(), me.storage_key());
-  d.engine_ = std::make_unique<sync::SyncEngine>(*d.store_, std::move(me), now_ms);
-  d.share_name();
+  d.start_engine(std::move(me));
   return d;
 }
 
@@ -103,7 +102,7 @@ void Device::forget_plan(const sync::PlanId& plan) {
   const crypto::SecretBytes secrets = engine_->identity().secrets.serialize();
   engine_.reset();
   store_->remove_plan(plan);
-  start_engine(secrets);
+  start_engine(identity_from(secrets));
 }
 
 void Device::pause() {
@@ -119,18 +118,20 @@ bool Device::resume(const std::function<bool()>& stop) {
   if (!paused()) throw std::logic_error("Device::resume: not paused");
   auto lock = HomeLock::wait_behind_others(home_, stop);
   if (!lock) return false;
-  sync::DeviceIdentity me = sync::DeviceIdentity::create(
-      crypto::DeviceSecrets::parse(paused_secrets_->view()), info_.issued_at);
+  sync::DeviceIdentity me = identity_from(*paused_secrets_);
   store_ = std::make_unique<sync::LocalStore>(home_.store_file(), me.storage_key());
   lock_ = std::move(lock);
-  start_engine(*paused_secrets_);
+  start_engine(std::move(me));
   paused_secrets_.reset();
   return true;
 }
 
-void Device::start_engine(const crypto::SecretBytes& secrets) {
-  sync::DeviceIdentity me =
-      sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(secrets.view()), info_.issued_at);
+sync::DeviceIdentity Device::identity_from(const crypto::SecretBytes& secrets) const {
+  return sync::DeviceIdentity::create(crypto::DeviceSecrets::parse(secrets.view()),
+                                      info_.issued_at);
+}
+
+void Device::start_engine(sync::DeviceIdentity me) {
   engine_ = std::make_unique<sync::SyncEngine>(*store_, std::move(me), now_ms);
   share_name();
 }

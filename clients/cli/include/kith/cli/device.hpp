@@ -84,8 +84,11 @@ class Device {
   // Tells the engine the name to share with each plan's circle: the one `kith init --name` was
   // given.
   void share_name();
-  // Makes the engine over store_ from serialized device secrets.
-  void start_engine(const crypto::SecretBytes& secrets);
+  // This device's identity from its serialized secrets (kept while paused, or across
+  // forget_plan).
+  sync::DeviceIdentity identity_from(const crypto::SecretBytes& secrets) const;
+  // Makes the engine over store_ and tells it the name to share.
+  void start_engine(sync::DeviceIdentity me);
   Device(Home home, DeviceInfo info);
 
   Home home_;
