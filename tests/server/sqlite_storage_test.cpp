@@ -100,6 +100,35 @@ std::string error_of(F&& f) {
   return {};
 }
 
+// Writes a batch's membership entries and ops as a kithd of schema 1 or 2 stored them (the op id
+// still a column of `ops`), into a file migrated only that far.
+void insert_old_rows(sync::sqlite::Database& raw, const WriteBatch& b) {
+  for (const auto& [index, entry] : b.membership) {
+    auto q = raw.query("INSERT INTO membership VALUES (?1, ?2, ?3)");
+    q->bind(1, b.plan.bytes());
+    q->bind(2, static_cast<std::int64_t>(index));
+    q->bind(3, crypto::ByteView(entry));
+    q->run();
+  }
+  for (const StoredOp& o : b.ops) {
+    auto q =
+        raw.query("INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+    q->bind(1, b.plan.bytes());
+    q->bind(2, static_cast<std::int64_t>(o.seq));
+    q->bind(3, o.op_id.bytes());
+    q->bind(4, std::string_view(o.section.name()));
+    q->bind(5, o.author.bytes());
+    q->bind(6, static_cast<std::int64_t>(o.author_seq));
+    q->bind(7, static_cast<std::int64_t>(o.epoch));
+    q->bind(8, crypto::ByteView(o.hash));
+    q->bind(9, static_cast<std::int64_t>(o.section_count));
+    q->bind(10, crypto::ByteView(o.section_digest));
+    q->bind(11, crypto::ByteView(o.header));
+    q->bind(12, crypto::ByteView(o.body));
+    q->run();
+  }
+}
+
 class SqliteStorageTest : public ::testing::Test {
  protected:
   SqliteStorage& open(Options options = {.synchronous = Options::Sync::kNormal}) {
@@ -489,29 +518,7 @@ TEST_F(SqliteStorageTest, ASchemaOneFileIsMigratedWithEverythingInIt) {
     sync::sqlite::Database raw(file_);
     storage_schema::migrate(raw, storage_schema::inspect(raw), 1);
     ASSERT_EQ(raw.pragma_int("user_version"), 1);
-    for (const auto& [index, entry] : b.membership) {
-      auto q = raw.query("INSERT INTO membership VALUES (?1, ?2, ?3)");
-      q->bind(1, plan_.bytes());
-      q->bind(2, static_cast<std::int64_t>(index));
-      q->bind(3, crypto::ByteView(entry));
-      q->run();
-    }
-    for (const StoredOp& o : b.ops) {
-      auto q = raw.query("INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-      q->bind(1, plan_.bytes());
-      q->bind(2, static_cast<std::int64_t>(o.seq));
-      q->bind(3, o.op_id.bytes());
-      q->bind(4, std::string_view(o.section.name()));
-      q->bind(5, o.author.bytes());
-      q->bind(6, static_cast<std::int64_t>(o.author_seq));
-      q->bind(7, static_cast<std::int64_t>(o.epoch));
-      q->bind(8, crypto::ByteView(o.hash));
-      q->bind(9, static_cast<std::int64_t>(o.section_count));
-      q->bind(10, crypto::ByteView(o.section_digest));
-      q->bind(11, crypto::ByteView(o.header));
-      q->bind(12, crypto::ByteView(o.body));
-      q->run();
-    }
+    insert_old_rows(raw, b);
     auto q = raw.query("INSERT INTO heads VALUES (?1, ?2, 'profile', 2, ?3, ?4)");
     q->bind(1, plan_.bytes());
     q->bind(2, device(1).bytes());
@@ -671,32 +678,7 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
     sync::sqlite::Database raw(file_);
     storage_schema::migrate(raw, storage_schema::inspect(raw), 2);
     ASSERT_EQ(raw.pragma_int("user_version"), 2);
-    for (const WriteBatch* batch : plans) {
-      for (const auto& [index, entry] : batch->membership) {
-        auto q = raw.query("INSERT INTO membership VALUES (?1, ?2, ?3)");
-        q->bind(1, batch->plan.bytes());
-        q->bind(2, static_cast<std::int64_t>(index));
-        q->bind(3, crypto::ByteView(entry));
-        q->run();
-      }
-      for (const StoredOp& o : batch->ops) {
-        auto q =
-            raw.query("INSERT INTO ops VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-        q->bind(1, batch->plan.bytes());
-        q->bind(2, static_cast<std::int64_t>(o.seq));
-        q->bind(3, o.op_id.bytes());
-        q->bind(4, std::string_view(o.section.name()));
-        q->bind(5, o.author.bytes());
-        q->bind(6, static_cast<std::int64_t>(o.author_seq));
-        q->bind(7, static_cast<std::int64_t>(o.epoch));
-        q->bind(8, crypto::ByteView(o.hash));
-        q->bind(9, static_cast<std::int64_t>(o.section_count));
-        q->bind(10, crypto::ByteView(o.section_digest));
-        q->bind(11, crypto::ByteView(o.header));
-        q->bind(12, crypto::ByteView(o.body));
-        q->run();
-      }
-    }
+    for (const WriteBatch* batch : plans) insert_old_rows(raw, *batch);
   }
 
   auto& s = open();
