@@ -14,6 +14,7 @@
 #include "kith/sync/sqlite/transaction.hpp"
 #include "log.hpp"
 #include "sqlite_storage_schema.hpp"
+#include "sqlite_wal_buffer.hpp"
 
 namespace kith::server {
 namespace {
@@ -158,7 +159,9 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
     : path_(file.string()), options_(options) {
   translated([&] {
     sqlite::create_owner_only(file);
-    writer_ = open_connection();
+    // The writer's WAL frames go to the file in a few large writes (sqlite_wal_buffer.hpp),
+    // which is safe only where every commit syncs the WAL.
+    writer_ = open_connection(options_.synchronous == Options::Sync::kFull);
     // Until the file is known to be ours, closing must not checkpoint a WAL it may have into
     // it: a refused file is left exactly as it was.
     sqlite3_db_config(writer_->handle(), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
@@ -212,9 +215,10 @@ SqliteStorage::~SqliteStorage() {
 
 int SqliteStorage::newest_schema() noexcept { return storage_schema::newest(); }
 
-std::unique_ptr<Database> SqliteStorage::open_connection() const {
+std::unique_ptr<Database> SqliteStorage::open_connection(bool buffered_wal) const {
   // Nothing here reads the file: that is for inspect(), which tells a file that is not ours.
-  auto db = std::make_unique<Database>(path_, server_wording());
+  auto db = std::make_unique<Database>(path_, server_wording(),
+                                       buffered_wal ? buffered_wal_vfs() : nullptr);
   sqlite3_busy_timeout(db->handle(), options_.busy_timeout_ms);
   // A tampered file must not run SQL functions from its schema, nor a bug of ours write the
   // schema table directly.

@@ -109,7 +109,8 @@ class SqliteStorage final : public Storage {
  private:
   class Reader;  // a read connection borrowed from the pool
 
-  std::unique_ptr<sync::sqlite::Database> open_connection() const;
+  // `buffered_wal`: through buffered_wal_vfs() (sqlite_wal_buffer.hpp); synchronous = FULL only.
+  std::unique_ptr<sync::sqlite::Database> open_connection(bool buffered_wal = false) const;
   // Per-connection settings; they read the file, so they come after inspecting it.
   void configure(sync::sqlite::Database& db, bool writer) const;
   // Writes one batch; the (plan, op id) of each op it writes is added to recent_ and to `added`.

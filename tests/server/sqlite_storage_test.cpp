@@ -19,6 +19,7 @@
 
 #include "kith/sync/sqlite/database.hpp"
 #include "sqlite_storage_schema.hpp"
+#include "sqlite_wal_buffer.hpp"
 #include "support/temp_dir.hpp"
 
 namespace kith::server {
@@ -461,6 +462,28 @@ TEST_F(SqliteStorageTest, TheCheckpointThreadKeepsTheWalShortWhileCommitsGoOn) {
   auto all = again.ops_after(plan_, 0, kOps, sections({"notes"}), kOps);
   ASSERT_EQ(all.size(), kOps);
   EXPECT_EQ(all.back().seq, kOps);
+}
+
+// The writer's WAL frames are gathered (sqlite_wal_buffer.hpp) only under synchronous = FULL,
+// where every commit syncs the WAL before other connections may read it; never under NORMAL.
+TEST_F(SqliteStorageTest, OnlyAFullySyncedWriterGathersItsWalWrites) {
+  for (const auto sync : {Options::Sync::kNormal, Options::Sync::kFull}) {
+    storage_.reset();
+    std::filesystem::remove(file_);
+    auto& s = open({.synchronous = sync, .read_connections = 1});
+    const WalBufferCounts before = wal_buffer_counts();
+    WriteBatch b = sample_batch();
+    s.commit({&b, 1});
+    const WalBufferCounts after = wal_buffer_counts();
+    if (sync == Options::Sync::kNormal) {
+      EXPECT_EQ(after.asked, before.asked) << "NORMAL must not hold frames back";
+    } else {
+      EXPECT_GE(after.asked - before.asked, 2u);
+      EXPECT_LT(after.written - before.written, after.asked - before.asked);
+    }
+    // What was committed is read at once through another connection.
+    EXPECT_EQ(s.load_plan(plan_)->last_seq, 6u);
+  }
 }
 
 TEST_F(SqliteStorageTest, ThePlanIndexListsAnAccountsPlansInPlanIdOrder) {

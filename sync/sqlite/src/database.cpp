@@ -56,13 +56,13 @@ std::string describe(int result_code, const Wording& wording) {
   }
 }
 
-Database::Database(const std::filesystem::path& path, Wording wording)
+Database::Database(const std::filesystem::path& path, Wording wording, const char* vfs)
     : path_(path.string()), wording_(std::move(wording)) {
   // NOMUTEX: one thread at a time per connection (documented), so SQLite's own mutex is waste.
   // EXRESCODE: extended result codes, so a foreign-key failure can be told from another one.
   const int flags =
       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags, nullptr);
+  const int rc = sqlite3_open_v2(path_.c_str(), &db_, flags, vfs);
   if (rc != SQLITE_OK) {
     // Even on failure SQLite usually allocates a handle that carries the message.
     std::string detail = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);

@@ -59,7 +59,9 @@ class Database {
  public:
   // Throws Error (e.g. the folder does not exist). Opening never reads the file: a file that is
   // not a database is only detected by the first statement.
-  explicit Database(const std::filesystem::path& path, Wording wording = {});
+  // `vfs`: the name of a registered SQLite VFS (sqlite3_vfs_register), or null for the default.
+  explicit Database(const std::filesystem::path& path, Wording wording = {},
+                    const char* vfs = nullptr);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
