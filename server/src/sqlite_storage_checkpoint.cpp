@@ -55,27 +55,30 @@ void WalCheckpointer::run() {
     // The next commit reports the size again; until then there is nothing new to copy.
     wal_pages_ = 0;
     lock.unlock();
-    if (pages >= options_.restart_pages) {
-      {
-        std::lock_guard l(mutex_);
-        restart_wanted_ = true;
-      }
-      {
-        // No commit may append while the rest is copied, or the WAL could not start over.
-        std::lock_guard writes(write_mutex_);
-        checkpoint(SQLITE_CHECKPOINT_RESTART);
-      }
-      {
-        std::lock_guard l(mutex_);
-        restart_wanted_ = false;
-      }
-      restart_done_.notify_all();
-    } else {
-      checkpoint(SQLITE_CHECKPOINT_PASSIVE);
-    }
+    // Past restart_pages the copy is not left to a PASSIVE checkpoint that might never catch up.
+    // Otherwise a PASSIVE one copies nearly everything while commits go on, and the RESTART
+    // right after it has only what was committed meanwhile to copy and sync.
+    if (pages >= options_.restart_pages || checkpoint(SQLITE_CHECKPOINT_PASSIVE)) restart();
     lock.lock();
     ++checkpoints_;
   }
+}
+
+void WalCheckpointer::restart() {
+  {
+    std::lock_guard l(mutex_);
+    restart_wanted_ = true;
+  }
+  {
+    // No commit may append while the rest is copied, or the WAL could not start over.
+    std::lock_guard writes(write_mutex_);
+    checkpoint(SQLITE_CHECKPOINT_RESTART);
+  }
+  {
+    std::lock_guard l(mutex_);
+    restart_wanted_ = false;
+  }
+  restart_done_.notify_all();
 }
 
 bool WalCheckpointer::checkpoint(int mode) {
