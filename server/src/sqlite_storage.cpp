@@ -194,9 +194,9 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
     }
     auto checkpoints = open_connection();
     checkpoints->exec(options_.synchronous == Options::Sync::kFull ? "PRAGMA synchronous = FULL"
-                                                                    : "PRAGMA synchronous = NORMAL");
-    checkpointer_ =
-        std::make_unique<WalCheckpointer>(std::move(checkpoints), write_mutex_, options_.checkpoint);
+                                                                   : "PRAGMA synchronous = NORMAL");
+    checkpointer_ = std::make_unique<WalCheckpointer>(std::move(checkpoints), write_mutex_,
+                                                      options_.checkpoint);
     // Replaces SQLite's own checkpoint at the end of a commit (wal_autocheckpoint).
     sqlite3_wal_hook(
         writer_->handle(),
@@ -235,8 +235,9 @@ void SqliteStorage::configure(Database& db, bool writer) const {
     db.exec(options_.synchronous == Options::Sync::kFull ? "PRAGMA synchronous = FULL"
                                                          : "PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA journal_size_limit = 67108864");
-    db.exec(("PRAGMA cache_size = -" + std::to_string(std::max<std::int64_t>(
-                                           options_.writer_cache_kib, 1))).c_str());
+    db.exec(("PRAGMA cache_size = -" +
+             std::to_string(std::max<std::int64_t>(options_.writer_cache_kib, 1)))
+                .c_str());
   } else {
     db.exec("PRAGMA query_only = ON");
   }
@@ -311,45 +312,50 @@ void SqliteStorage::merge_op_ids() noexcept {
   }
 }
 
-void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
-                                std::vector<std::pair<PlanId, OpId>>& added) {
+void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
+                              std::vector<std::pair<PlanId, OpId>>& added) {
   const crypto::ByteView plan = batch.plan.bytes();
+  // Prepared once for all the batch's ops, each reset after its op; what they bind is borrowed
+  // from `batch`, which outlives them.
+  ScopedStatement find_id = db.query("SELECT 1 FROM op_ids WHERE plan_id = ?1 AND op_id = ?2");
+  ScopedStatement insert_op = db.query(
+      "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
+      "section_count, section_digest, header, body) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+  ScopedStatement insert_id =
+      db.query("INSERT INTO recent_op_ids (plan_id, seq, op_id) VALUES (?1, ?2, ?3)");
+  auto& recent = recent_[batch.plan];
   for (const StoredOp& op : batch.ops) {
     // The op id must be new to the plan: not in recent_op_ids (recent_, which also holds what
     // this transaction wrote so far), nor in op_ids.
-    auto& recent = recent_[batch.plan];
     bool taken = !recent.insert(op.op_id).second;
     if (!taken) {
       ++recent_size_;
       added.emplace_back(batch.plan, op.op_id);
-      ScopedStatement q = db.query("SELECT 1 FROM op_ids WHERE plan_id = ?1 AND op_id = ?2");
-      q->bind(1, plan);
-      q->bind(2, op.op_id.bytes());
-      taken = q->step();
+      find_id->bind_borrowed(1, plan);
+      find_id->bind_borrowed(2, op.op_id.bytes());
+      taken = find_id->step();
+      find_id->reset();
     }
     if (taken) {
       // The caller accepted an op id its in-memory state says is free.
       throw StorageError("Commit refused: op " + op.op_id.hex() + " is already stored in plan " +
                          batch.plan.hex() + "; reload the plan");
     }
-    ScopedStatement q = db.query(
-        "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
-        "section_count, section_digest, header, body) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-    q->bind(1, plan);
-    q->bind(2, to_sql(op.seq, "op sequence"));
-    q->bind(3, op.op_id.bytes());
-    q->bind(4, std::string_view(op.section.name()));
-    q->bind(5, op.author.bytes());
-    q->bind(6, to_sql(op.author_seq, "author sequence"));
-    q->bind(7, to_sql(op.epoch, "epoch"));
-    q->bind(8, crypto::ByteView(op.hash));
-    q->bind(9, to_sql(op.section_count, "section count"));
-    q->bind(10, crypto::ByteView(op.section_digest));
-    q->bind(11, crypto::ByteView(op.header));
-    q->bind(12, crypto::ByteView(op.body));
+    insert_op->bind_borrowed(1, plan);
+    insert_op->bind(2, to_sql(op.seq, "op sequence"));
+    insert_op->bind_borrowed(3, op.op_id.bytes());
+    insert_op->bind(4, std::string_view(op.section.name()));
+    insert_op->bind_borrowed(5, op.author.bytes());
+    insert_op->bind(6, to_sql(op.author_seq, "author sequence"));
+    insert_op->bind(7, to_sql(op.epoch, "epoch"));
+    insert_op->bind_borrowed(8, crypto::ByteView(op.hash));
+    insert_op->bind(9, to_sql(op.section_count, "section count"));
+    insert_op->bind_borrowed(10, crypto::ByteView(op.section_digest));
+    insert_op->bind_borrowed(11, crypto::ByteView(op.header));
+    insert_op->bind_borrowed(12, crypto::ByteView(op.body));
     try {
-      q->run();
+      insert_op->run();
     } catch (const sqlite::Error& e) {
       // The caller assigned a seq or accepted an op id its in-memory state says is free.
       if (e.result_code() == SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -358,13 +364,19 @@ void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
       }
       throw;
     }
-    ScopedStatement r =
-        db.query("INSERT INTO recent_op_ids (plan_id, seq, op_id) VALUES (?1, ?2, ?3)");
-    r->bind(1, plan);
-    r->bind(2, to_sql(op.seq, "op sequence"));
-    r->bind(3, op.op_id.bytes());
-    r->run();
+    insert_op->reset();
+    insert_id->bind_borrowed(1, plan);
+    insert_id->bind(2, to_sql(op.seq, "op sequence"));
+    insert_id->bind_borrowed(3, op.op_id.bytes());
+    insert_id->run();
+    insert_id->reset();
   }
+}
+
+void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
+                                std::vector<std::pair<PlanId, OpId>>& added) {
+  const crypto::ByteView plan = batch.plan.bytes();
+  if (!batch.ops.empty()) write_ops(db, batch, added);
   for (const StoredHead& head : batch.heads) {
     ScopedStatement q = db.query(
         "INSERT INTO heads (plan_id, author, section, seq, head, signature) "

@@ -116,6 +116,9 @@ class SqliteStorage final : public Storage {
   // Writes one batch; the (plan, op id) of each op it writes is added to recent_ and to `added`.
   void write_batch(sync::sqlite::Database& db, const WriteBatch& batch,
                    std::vector<std::pair<PlanId, OpId>>& added);
+  // write_batch's ops (at least one).
+  void write_ops(sync::sqlite::Database& db, const WriteBatch& batch,
+                 std::vector<std::pair<PlanId, OpId>>& added);
   // One merge step (see Options::merge_op_ids_at), if one is due. Called by the writer with
   // write_mutex_ held, after a commit. Never throws: a step that fails is tried again.
   void merge_op_ids() noexcept;

@@ -24,11 +24,19 @@ void Statement::bind(int index, std::int64_t value) {
 }
 
 void Statement::bind(int index, crypto::ByteView value) {
+  bind_blob(index, value, /*borrowed=*/false);
+}
+
+void Statement::bind_borrowed(int index, crypto::ByteView value) {
+  bind_blob(index, value, /*borrowed=*/true);
+}
+
+void Statement::bind_blob(int index, crypto::ByteView value, bool borrowed) {
   // A null data pointer would bind NULL, which a NOT NULL column refuses: an empty op body is
   // still a value.
   const int rc = value.empty() ? sqlite3_bind_zeroblob(stmt_, index, 0)
                                : sqlite3_bind_blob64(stmt_, index, value.data(), value.size(),
-                                                     SQLITE_TRANSIENT);
+                                                     borrowed ? SQLITE_STATIC : SQLITE_TRANSIENT);
   if (rc != SQLITE_OK) db_->fail(rc, "binding a parameter");
 }
 

@@ -28,6 +28,9 @@ class Statement {
   void bind(int index, std::int64_t value);
   void bind(int index, crypto::ByteView value);
   void bind(int index, std::string_view value);
+  // Not copied: `value` must stay alive and unchanged until reset() (a ScopedStatement's end).
+  // For large values bound in a hot loop, such as the server's op bodies.
+  void bind_borrowed(int index, crypto::ByteView value);
 
   // Runs to the next row: true when a row is ready, false when the statement is done.
   bool step();
@@ -46,6 +49,7 @@ class Statement {
   std::string column_text(int column) const;
 
  private:
+  void bind_blob(int index, crypto::ByteView value, bool borrowed);
   Database* db_;
   sqlite3_stmt* stmt_ = nullptr;
   std::string sql_;
