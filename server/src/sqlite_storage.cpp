@@ -371,6 +371,33 @@ void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
     insert_id->run();
     insert_id->reset();
   }
+  // Each chain's last op in the batch becomes its tip (a push holds one author's ops, in chain
+  // order; a few chains at most).
+  std::vector<const StoredOp*> tips;
+  for (const StoredOp& op : batch.ops) {
+    auto same_chain = [&](const StoredOp* t) {
+      return t->author == op.author && t->section == op.section;
+    };
+    if (auto it = std::find_if(tips.begin(), tips.end(), same_chain); it != tips.end()) {
+      if (op.author_seq > (*it)->author_seq) *it = &op;
+    } else {
+      tips.push_back(&op);
+    }
+  }
+  ScopedStatement tip = db.query(
+      "INSERT INTO chain_tips (plan_id, author, section, author_seq, seq) "
+      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (plan_id, author, section) "
+      "DO UPDATE SET author_seq = excluded.author_seq, seq = excluded.seq "
+      "WHERE excluded.author_seq > chain_tips.author_seq");
+  for (const StoredOp* op : tips) {
+    tip->bind_borrowed(1, plan);
+    tip->bind_borrowed(2, op->author.bytes());
+    tip->bind(3, std::string_view(op->section.name()));
+    tip->bind(4, to_sql(op->author_seq, "author sequence"));
+    tip->bind(5, to_sql(op->seq, "op sequence"));
+    tip->run();
+    tip->reset();
+  }
 }
 
 void SqliteStorage::write_batch(Database& db, const WriteBatch& batch,
@@ -495,14 +522,10 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
       if (q->step() && !q->is_null(0)) out.last_seq = Row(*q, path_).u64(0, "op sequence");
     }
     {
-      // The inner query reads ops_by_chain alone; its `seq` is the one of the row holding
-      // max(author_seq) (SQLite's rule for a bare column beside a single max()), and the join
-      // fetches that one op's hash and header.
+      // The plan's range of chain_tips, and each tip op's hash and header by its (plan, seq).
       ScopedStatement q = db.query(
-          "SELECT t.author, t.section, t.author_seq, o.hash, o.header FROM "
-          "(SELECT author, section, max(author_seq) AS author_seq, seq FROM ops "
-          " WHERE plan_id = ?1 GROUP BY author, section) AS t "
-          "JOIN ops AS o ON o.plan_id = ?1 AND o.seq = t.seq");
+          "SELECT t.author, t.section, t.author_seq, o.hash, o.header FROM chain_tips AS t "
+          "JOIN ops AS o ON o.plan_id = ?1 AND o.seq = t.seq WHERE t.plan_id = ?1");
       q->bind(1, plan.bytes());
       while (q->step()) {
         const Row row(*q, path_);

@@ -231,6 +231,25 @@ CREATE TABLE recent_op_ids (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 5: each chain's tip leaves the ops table's (plan, author, section, author_seq, seq)
+// index for a table of its own. That index took an entry of ~90 bytes for every op, though only
+// load_plan read it, for each chain's last op; chain_tips holds that one row per chain, written
+// once per chain in each batch (SqliteStorage::write_ops). The rows are built from the index
+// before it is dropped.
+constexpr const char* kSchema5 = R"sql(
+CREATE TABLE chain_tips (
+  plan_id    BLOB NOT NULL CHECK (length(plan_id) = 16),
+  author     BLOB NOT NULL CHECK (length(author) = 32),
+  section    TEXT NOT NULL,
+  author_seq INTEGER NOT NULL CHECK (author_seq >= 0),
+  seq        INTEGER NOT NULL CHECK (seq >= 1),
+  PRIMARY KEY (plan_id, author, section)
+) WITHOUT ROWID;
+INSERT INTO chain_tips (plan_id, author, section, author_seq, seq)
+  SELECT plan_id, author, section, max(author_seq), seq FROM ops GROUP BY plan_id, author, section;
+DROP INDEX ops_by_chain;
+)sql";
+
 // Step `version` takes a file at version - 1 to `version`. In order; never edit a released step,
 // add one (a step may rebuild a table in SQL, as the local store's version 2 does).
 // `then` (may be null) runs after `sql`, in the same transaction, for what SQL cannot do.
@@ -245,14 +264,15 @@ constexpr Migration kMigrations[] = {
     {2, "ops and heads in rowid tables", kSchema2},
     {3, "account -> plans index", kSchema3, backfill_plan_index},
     {4, "op ids in op_ids and recent_op_ids, merged in sorted runs", kSchema4},
+    {5, "chain tips in chain_tips", kSchema5},
 };
 
 // What the newest schema must contain; a file that lacks one was altered or damaged.
 constexpr std::array<const char*, 13> kSchemaObjects = {
-    "ops",        "ops_by_section",    "ops_by_chain",
-    "op_ids",     "recent_op_ids",     "heads",
-    "membership", "envelopes",         "envelopes_by_recipient",
-    "fetch_log",  "fetch_log_by_plan", "devices",
+    "ops",          "ops_by_section",    "chain_tips",
+    "op_ids",       "recent_op_ids",     "heads",
+    "membership",   "envelopes",         "envelopes_by_recipient",
+    "fetch_log",    "fetch_log_by_plan", "devices",
     "account_plans"};
 
 // PRAGMA application_id of a Kith device's local store (sync/src/sqlite/store_schema.hpp).

@@ -709,7 +709,9 @@ TEST_F(SqliteStorageTest, AFailedCommitLeavesItsOpIdsFree) {
   twice.plan = plan_;
   twice.ops = {op(8, "notes", 3, 2, 2), op(9, "notes", 3, 3, 3)};
   twice.ops[1].op_id = twice.ops[0].op_id;
-  EXPECT_NE(error_of([&] { storage().commit({&twice, 1}); }).find("already stored"),
+  EXPECT_NE(error_of([&] {
+              storage().commit({&twice, 1});
+            }).find("already stored"),
             std::string::npos);
   EXPECT_FALSE(storage().find_op(plan_, twice.ops[0].op_id));
   twice.ops.pop_back();
@@ -741,7 +743,14 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
       EXPECT_EQ(ref->seq, o.seq);
       EXPECT_EQ(ref->hash, o.hash);
     }
-    EXPECT_EQ(s.load_plan(batch->plan)->op_ids.size(), 6u);
+    const auto snap = s.load_plan(batch->plan);
+    EXPECT_EQ(snap->op_ids.size(), 6u);
+    // Chain tips, from the ops_by_chain index of schema 4 (migration 5).
+    EXPECT_EQ(snap->chain_tips.size(), 5u);
+    EXPECT_EQ(snap->chain_tips.at(ChainKey{device(1), Section::parse("profile")}),
+              std::make_pair(std::uint64_t{2}, batch->ops[5].hash));
+    EXPECT_EQ(snap->tip_headers.at(ChainKey{device(2), Section::parse("notes")}),
+              batch->ops[4].header);
   }
   WriteBatch again;
   again.plan = plan_;
@@ -751,10 +760,24 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
   again.ops[0].op_id = OpId::random();
   s.commit({&again, 1});
   EXPECT_EQ(s.find_op(plan_, again.ops[0].op_id)->seq, 7u);
+  // A migrated plan's chains move on, and new ones start.
+  WriteBatch next;
+  next.plan = plan_;
+  next.ops = {op(8, "notes", 3, 2, 2), op(9, "risk", 3, 1, 2), op(10, "profile", 1, 3, 4)};
+  s.commit({&next, 1});
+  const auto snap = s.load_plan(plan_);
+  EXPECT_EQ(snap->chain_tips.size(), 7u);
+  EXPECT_EQ(snap->chain_tips.at(ChainKey{device(3), Section::parse("notes")}),
+            std::make_pair(std::uint64_t{2}, next.ops[0].hash));
+  EXPECT_EQ(snap->chain_tips.at(ChainKey{device(3), Section::parse("risk")}).first, 1u);
+  EXPECT_EQ(snap->chain_tips.at(ChainKey{device(1), Section::parse("profile")}).first, 3u);
+  EXPECT_EQ(snap->tip_headers.at(ChainKey{device(1), Section::parse("profile")}),
+            next.ops[2].header);
 
   sync::sqlite::Database raw(file_);
   EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
-  auto q = raw.query("SELECT count(*) FROM sqlite_schema WHERE name = 'ops_by_op_id'");
+  auto q = raw.query(
+      "SELECT count(*) FROM sqlite_schema WHERE name IN ('ops_by_op_id', 'ops_by_chain')");
   ASSERT_TRUE(q->step());
   EXPECT_EQ(q->column_int(0), 0);
 }
@@ -813,14 +836,14 @@ TEST_F(SqliteStorageTest, RefusesADamagedDatabase) {
   WriteBatch b = sample_batch();
   open().commit({&b, 1});
   storage_.reset();
-  { sync::sqlite::Database(file_).exec("DROP INDEX ops_by_chain"); }
+  { sync::sqlite::Database(file_).exec("DROP INDEX ops_by_section"); }
   std::string message = error_of([&] { open(); });
-  EXPECT_NE(message.find("is damaged ('ops_by_chain' is missing)"), std::string::npos) << message;
+  EXPECT_NE(message.find("is damaged ('ops_by_section' is missing)"), std::string::npos) << message;
 
   // A row that does not parse is reported when it is read.
   {
     sync::sqlite::Database raw(file_);
-    raw.exec("CREATE INDEX ops_by_chain ON ops (plan_id, author, section, author_seq)");
+    raw.exec("CREATE INDEX ops_by_section ON ops (plan_id, section, seq)");
     raw.exec("UPDATE ops SET section = 'Not A Section' WHERE seq = 2");
   }
   auto& s = open();
