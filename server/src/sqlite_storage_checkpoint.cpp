@@ -58,13 +58,17 @@ void WalCheckpointer::run() {
     // Past restart_pages the copy is not left to a PASSIVE checkpoint that might never catch up.
     // Otherwise a PASSIVE one copies nearly everything while commits go on, and the RESTART
     // right after it has only what was committed meanwhile to copy and sync.
-    if (pages >= options_.restart_pages || checkpoint(SQLITE_CHECKPOINT_PASSIVE)) restart();
+    if (pages >= options_.restart_pages) {
+      restart(true);
+    } else if (checkpoint(SQLITE_CHECKPOINT_PASSIVE)) {
+      restart(false);
+    }
     lock.lock();
     ++checkpoints_;
   }
 }
 
-void WalCheckpointer::restart() {
+void WalCheckpointer::restart(bool wait_for_readers) {
   {
     std::lock_guard l(mutex_);
     restart_wanted_ = true;
@@ -72,6 +76,7 @@ void WalCheckpointer::restart() {
   {
     // No commit may append while the rest is copied, or the WAL could not start over.
     std::lock_guard writes(write_mutex_);
+    sqlite3_busy_timeout(db_->handle(), wait_for_readers ? options_.reader_wait_ms : 0);
     checkpoint(SQLITE_CHECKPOINT_RESTART);
   }
   {

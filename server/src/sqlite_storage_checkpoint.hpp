@@ -15,7 +15,9 @@
 // storage's write mutex (commits wait for it, without SQLite's busy polling, and new commits
 // hold back until it is done: hold_for_restart), copies what was committed during the PASSIVE
 // one, a few milliseconds' worth, syncs the database file, and makes the next commit start the
-// WAL over; journal_size_limit then truncates the file. Past `restart_pages` (the PASSIVE ones
+// WAL over; journal_size_limit then truncates the file. That RESTART does not wait for reads
+// (catch-ups) still using older frames: with commits held, it gives up at once, and a later one
+// starts the WAL over. Past `restart_pages` (the PASSIVE ones
 // keep failing) the thread goes straight to a RESTART.
 //
 // Measured with kithd_load latency at 1,000 pushes/s (bench/README.md, 2026-11-23 evening):
@@ -51,6 +53,10 @@ class WalCheckpointer {
     // WAL pages after which commits are held back for a RESTART checkpoint without a PASSIVE
     // one first (when PASSIVE ones keep failing).
     int restart_pages = 65536;
+    // How long a RESTART past restart_pages waits, commits held, for reads of older frames to
+    // end. The RESTART after each PASSIVE checkpoint does not wait: if a read is in the way it
+    // gives up at once, and a later one starts the WAL over.
+    int reader_wait_ms = 5000;
   };
 
   // `db` is a connection of its own to the database; `write_mutex` is the one commit() holds.
@@ -75,8 +81,9 @@ class WalCheckpointer {
   void run();
   // One checkpoint of `mode` (SQLITE_CHECKPOINT_*); false if SQLite refused or failed.
   bool checkpoint(int mode);
-  // A RESTART checkpoint, with commits held back (hold_for_restart) while it runs.
-  void restart();
+  // A RESTART checkpoint, with commits held back (hold_for_restart) while it runs; waiting up
+  // to reader_wait_ms for reads of older frames, or not at all.
+  void restart(bool wait_for_readers);
 
   std::unique_ptr<sync::sqlite::Database> db_;
   std::mutex& write_mutex_;

@@ -514,6 +514,38 @@ TEST_F(SqliteStorageTest, TheWalStartsOverUnderSteadyCommitsWithoutReachingTheRe
   EXPECT_EQ(s.load_plan(plan_)->last_seq, kOps);
 }
 
+// A read of older frames (a catch-up) stops a RESTART; the one after each PASSIVE checkpoint
+// gives up at once rather than hold commits until the read ends or reader_wait_ms pass.
+TEST_F(SqliteStorageTest, AReadInProgressDoesNotHoldCommitsWhileTheWalIsRestarted) {
+  Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
+  options.checkpoint = {.passive_pages = 8, .restart_pages = 1 << 30, .reader_wait_ms = 3000};
+  auto& s = open(options);
+  WriteBatch genesis;
+  genesis.plan = plan_;
+  genesis.membership = {{0, bytes_of("genesis")}};
+  s.commit({&genesis, 1});
+  sync::sqlite::Database reader(file_);
+  reader.exec("BEGIN");
+  {
+    auto q = reader.query("SELECT count(*) FROM membership");  // holds its snapshot
+    ASSERT_TRUE(q->step());
+  }
+  std::chrono::steady_clock::duration slowest{};
+  for (std::uint64_t seq = 1; seq <= 200; ++seq) {
+    WriteBatch b;
+    b.plan = plan_;
+    b.ops = {op(seq, "notes", 1, seq, seq)};
+    const auto start = std::chrono::steady_clock::now();
+    s.commit({&b, 1});
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+  }
+  reader.exec("COMMIT");
+  EXPECT_GT(s.wal_checkpoints(), 0u);
+  // A RESTART that waited for the reader would have held one commit for 3 s.
+  EXPECT_LT(slowest, 1500ms);
+  EXPECT_EQ(s.load_plan(plan_)->last_seq, 200u);
+}
+
 TEST_F(SqliteStorageTest, ThePlanIndexListsAnAccountsPlansInPlanIdOrder) {
   auto& s = open();
   const AccountId ada = AccountId::from_bytes(Bytes(32, 0xAD));
