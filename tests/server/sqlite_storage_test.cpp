@@ -152,6 +152,21 @@ class SqliteStorageTest : public ::testing::Test {
     return b;
   }
 
+  // The plan's first membership entry, so that ops may follow.
+  void commit_genesis(SqliteStorage& s) {
+    WriteBatch genesis;
+    genesis.plan = plan_;
+    genesis.membership = {{0, bytes_of("genesis")}};
+    s.commit({&genesis, 1});
+  }
+  // Op `seq` of author 1's notes chain, in a commit of its own.
+  void commit_note(SqliteStorage& s, std::uint64_t seq) {
+    WriteBatch b;
+    b.plan = plan_;
+    b.ops = {op(seq, "notes", 1, seq, seq)};
+    s.commit({&b, 1});
+  }
+
   kith::test::TempDir dir_{"kith-sqlite-storage"};
   std::filesystem::path file_ = dir_ / "kithd.db";
   PlanId plan_ = PlanId::random();
@@ -436,16 +451,10 @@ TEST_F(SqliteStorageTest, TheCheckpointThreadKeepsTheWalShortWhileCommitsGoOn) {
   Options options{.synchronous = Options::Sync::kFull, .read_connections = 1};
   options.checkpoint = {.passive_pages = 8, .restart_pages = 64};
   auto& s = open(options);
-  WriteBatch genesis;
-  genesis.plan = plan_;
-  genesis.membership = {{0, bytes_of("genesis")}};
-  s.commit({&genesis, 1});
+  commit_genesis(s);
   constexpr std::uint64_t kOps = 400;
   for (std::uint64_t seq = 1; seq <= kOps; ++seq) {
-    WriteBatch b;
-    b.plan = plan_;
-    b.ops = {op(seq, "notes", 1, seq, seq)};
-    s.commit({&b, 1});
+    commit_note(s, seq);
   }
   const auto t0 = std::chrono::steady_clock::now();
   while (s.wal_checkpoints() == 0 && std::chrono::steady_clock::now() - t0 < 5s) {
@@ -486,23 +495,17 @@ TEST_F(SqliteStorageTest, OnlyAFullySyncedWriterGathersItsWalWrites) {
   }
 }
 
-// Commits from another thread append while each PASSIVE checkpoint copies, so it alone never
-// lets the WAL start over; the RESTART that follows each one does, long before restart_pages.
+// Commits append while each PASSIVE checkpoint copies (on the checkpointer's thread), so it alone
+// never lets the WAL start over; the RESTART that follows each one does, long before restart_pages.
 TEST_F(SqliteStorageTest, TheWalStartsOverUnderSteadyCommitsWithoutReachingTheRestartLimit) {
   Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
   options.checkpoint = {.passive_pages = 16, .restart_pages = 1 << 30};
   auto& s = open(options);
-  WriteBatch genesis;
-  genesis.plan = plan_;
-  genesis.membership = {{0, bytes_of("genesis")}};
-  s.commit({&genesis, 1});
+  commit_genesis(s);
   constexpr std::uint64_t kOps = 3000;
   std::uintmax_t largest_wal = 0;
   for (std::uint64_t seq = 1; seq <= kOps; ++seq) {
-    WriteBatch b;
-    b.plan = plan_;
-    b.ops = {op(seq, "notes", 1, seq, seq)};
-    s.commit({&b, 1});
+    commit_note(s, seq);
     if (seq % 100 == 0) {
       largest_wal = std::max(largest_wal, std::filesystem::file_size(file_.string() + "-wal"));
     }
@@ -520,10 +523,7 @@ TEST_F(SqliteStorageTest, AReadInProgressDoesNotHoldCommitsWhileTheWalIsRestarte
   Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
   options.checkpoint = {.passive_pages = 8, .restart_pages = 1 << 30, .reader_wait_ms = 3000};
   auto& s = open(options);
-  WriteBatch genesis;
-  genesis.plan = plan_;
-  genesis.membership = {{0, bytes_of("genesis")}};
-  s.commit({&genesis, 1});
+  commit_genesis(s);
   sync::sqlite::Database reader(file_);
   reader.exec("BEGIN");
   {
@@ -532,11 +532,8 @@ TEST_F(SqliteStorageTest, AReadInProgressDoesNotHoldCommitsWhileTheWalIsRestarte
   }
   std::chrono::steady_clock::duration slowest{};
   for (std::uint64_t seq = 1; seq <= 200; ++seq) {
-    WriteBatch b;
-    b.plan = plan_;
-    b.ops = {op(seq, "notes", 1, seq, seq)};
     const auto start = std::chrono::steady_clock::now();
-    s.commit({&b, 1});
+    commit_note(s, seq);
     slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
   }
   reader.exec("COMMIT");
@@ -919,10 +916,7 @@ TEST_F(SqliteStorageTest, ConcurrentReadsDuringCommitsSeeConsistentData) {
       }
     });
   }
-  WriteBatch genesis;
-  genesis.plan = plan_;
-  genesis.membership = {{0, bytes_of("genesis")}};
-  s.commit({&genesis, 1});
+  commit_genesis(s);
   std::uint64_t per_section[2] = {0, 0};
   for (std::uint64_t seq = 1; seq <= kCommits; ++seq) {
     const int which = static_cast<int>(seq % 2);
