@@ -82,8 +82,11 @@ struct Run {
         o.body = body;
         b.ops.push_back(std::move(o));
       }
-      b.heads.push_back({author, kith::sync::Section::parse("notes"), b.ops.back().author_seq,
-                         random_bytes(180), {}});
+      b.heads.push_back({author,
+                         kith::sync::Section::parse("notes"),
+                         b.ops.back().author_seq,
+                         random_bytes(180),
+                         {}});
     }
     return out;
   }

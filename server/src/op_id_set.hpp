@@ -5,9 +5,9 @@
 // Why: op ids are random, chosen by clients, so looking each new one up in the database's
 // (plan, op_id) index reads a page in a random place per op, often one the cache does not
 // hold. A new op is almost never a repeat; this set answers "not stored" for it from memory.
-// The database stays the truth (op_ids and recent_op_ids, sqlite_storage_schema.cpp), and is
-// what a possible repeat is looked up in (for its sequence number: Storage::find_ops, one read
-// transaction per push); after a restart the set is loaded from it with the plan.
+// The database stays the truth (op_ids, and ops above op_id_marks: sqlite_storage_schema.cpp),
+// and is what a possible repeat is looked up in (for its sequence number: Storage::find_ops, one
+// read transaction per push); after a restart the set is loaded from it with the plan.
 //
 // Each id is kept as a 64-bit keyed hash (sync::keyed_id_hash: SipHash under a per-process
 // key, so a client cannot choose ids that collide). A collision costs one database look-up,

@@ -178,7 +178,10 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
     storage_schema::migrate(*writer_, version);
     storage_schema::check(*writer_);
     {
-      ScopedStatement q = writer_->query("SELECT plan_id, op_id FROM recent_op_ids");
+      // The unmerged op ids: each marked plan's ops above its mark.
+      ScopedStatement q = writer_->query(
+          "SELECT m.plan_id, o.op_id FROM op_id_marks m "
+          "JOIN ops o ON o.plan_id = m.plan_id AND o.seq > m.merged_seq");
       while (q->step()) {
         const Row row(*q, path_);
         if (recent_[row.id<PlanId>(0, "plan id")].insert(row.id<OpId>(1, "op id")).second) {
@@ -275,8 +278,8 @@ void SqliteStorage::merge_op_ids() noexcept {
   // A plan's ids in (plan, op id) order: each page of op_ids that receives some is written once
   // per step however many it receives. Largest plans first, so that each step moves many ids
   // for few pages, and a step stops after limit / 8 ids, so that no commit waits for a merge of
-  // everything. What stays in recent_op_ids is still found there: a step that fails loses
-  // nothing, and is tried again after the next commit.
+  // everything. The ids and the raised mark commit together: a step that fails leaves the ids
+  // above the old mark, still found there, and is tried again after the next commit.
   try {
     std::vector<std::pair<std::size_t, PlanId>> plans;
     plans.reserve(recent_.size());
@@ -287,18 +290,20 @@ void SqliteStorage::merge_op_ids() noexcept {
     std::size_t ids = 0;
     {
       sqlite::Transaction transaction(*writer_);
+      ScopedStatement move = writer_->query(
+          "INSERT INTO op_ids (plan_id, op_id, seq) SELECT plan_id, op_id, seq FROM ops "
+          "WHERE plan_id = ?1 AND seq > (SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1) "
+          "ORDER BY op_id");
+      ScopedStatement mark = writer_->query(
+          "UPDATE op_id_marks SET merged_seq = (SELECT max(seq) FROM ops WHERE plan_id = ?1) "
+          "WHERE plan_id = ?1");
       for (const auto& [count, plan] : plans) {
         if (ids >= std::max<std::size_t>(limit / 8, 1)) break;
-        {
-          ScopedStatement q = writer_->query(
-              "INSERT INTO op_ids (plan_id, op_id, seq) "
-              "SELECT plan_id, op_id, seq FROM recent_op_ids WHERE plan_id = ?1 ORDER BY op_id");
-          q->bind(1, plan.bytes());
+        for (Statement* q : {&*move, &*mark}) {
+          q->bind_borrowed(1, plan.bytes());
           q->run();
+          q->reset();
         }
-        ScopedStatement q = writer_->query("DELETE FROM recent_op_ids WHERE plan_id = ?1");
-        q->bind(1, plan.bytes());
-        q->run();
         merged.push_back(plan);
         ids += count;
       }
@@ -308,7 +313,7 @@ void SqliteStorage::merge_op_ids() noexcept {
     recent_size_ -= ids;
     if (recent_size_ <= limit / 2) merging_ = false;
   } catch (const std::exception& e) {
-    log::event("op_id_merge_failed", {{"error", e.what()}, {"recent_op_ids", recent_size_}});
+    log::event("op_id_merge_failed", {{"error", e.what()}, {"unmerged_op_ids", recent_size_}});
   }
 }
 
@@ -322,12 +327,20 @@ void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
       "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
       "section_count, section_digest, header, body) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  ScopedStatement insert_id =
-      db.query("INSERT INTO recent_op_ids (plan_id, seq, op_id) VALUES (?1, ?2, ?3)");
-  auto& recent = recent_[batch.plan];
+  auto [at, first] = recent_.try_emplace(batch.plan);
+  if (first) {
+    // The plan's first unmerged op since its last merge: it must have a mark, so that the writer
+    // finds its unmerged ops when it opens the file again (a new plan's is 0).
+    ScopedStatement mark = db.query(
+        "INSERT INTO op_id_marks (plan_id, merged_seq) VALUES (?1, 0) "
+        "ON CONFLICT (plan_id) DO NOTHING");
+    mark->bind_borrowed(1, plan);
+    mark->run();
+  }
+  auto& recent = at->second;
   for (const StoredOp& op : batch.ops) {
-    // The op id must be new to the plan: not in recent_op_ids (recent_, which also holds what
-    // this transaction wrote so far), nor in op_ids.
+    // The op id must be new to the plan: not among its unmerged ids (recent_, which also holds
+    // what this transaction wrote so far), nor in op_ids.
     bool taken = !recent.insert(op.op_id).second;
     if (!taken) {
       ++recent_size_;
@@ -365,11 +378,6 @@ void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
       throw;
     }
     insert_op->reset();
-    insert_id->bind_borrowed(1, plan);
-    insert_id->bind(2, to_sql(op.seq, "op sequence"));
-    insert_id->bind_borrowed(3, op.op_id.bytes());
-    insert_id->run();
-    insert_id->reset();
   }
   // Each chain's last op in the batch becomes its tip (a push holds one author's ops, in chain
   // order; a few chains at most).
@@ -537,10 +545,11 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
     }
     out.sections = checksums(db, plan, out.last_seq);
     {
-      // The plan's ranges of the two op id tables; no op row is read.
+      // The plan's range of op_ids, and its ops above the mark (those not merged yet).
       ScopedStatement q = db.query(
           "SELECT op_id FROM op_ids WHERE plan_id = ?1 "
-          "UNION ALL SELECT op_id FROM recent_op_ids WHERE plan_id = ?1");
+          "UNION ALL SELECT op_id FROM ops WHERE plan_id = ?1 AND seq > "
+          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0)");
       q->bind(1, plan.bytes());
       while (q->step()) out.op_ids.push_back(Row(*q, path_).id<OpId>(0, "op id"));
     }
@@ -573,8 +582,10 @@ std::vector<std::optional<OpRef>> SqliteStorage::find_ops(const PlanId& plan,
       }
     }
     if (!unfound.empty()) {
-      // recent_op_ids is keyed by seq: one pass over the plan's recent ids answers them all.
-      ScopedStatement q = db.query("SELECT seq, op_id FROM recent_op_ids WHERE plan_id = ?1");
+      // One pass over the plan's unmerged ops (above its mark) answers them all.
+      ScopedStatement q = db.query(
+          "SELECT seq, op_id FROM ops WHERE plan_id = ?1 AND seq > "
+          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0)");
       q->bind(1, plan.bytes());
       while (q->step()) {
         const Row row(*q, path_);

@@ -50,16 +50,18 @@ class SqliteStorage final : public Storage {
     int busy_timeout_ms = 5000;
     // Reads that can run at once; at least one connection is always opened.
     std::size_t read_connections = 4;
-    // The write connection's page cache. One group commit dirties a page in each plan it
-    // touches and one per op in the op-id index: SQLite's default 2 MiB spills them to the WAL
-    // in the middle of the transaction, and reads them back.
+    // The write connection's page cache. One group commit dirties a page of each table it
+    // writes for each plan it touches, and a merge of op ids (below) most of a plan's op_ids:
+    // SQLite's default 2 MiB spills them to the WAL in the middle of the transaction, and reads
+    // them back.
     std::int64_t writer_cache_kib = 65536;
     // When the WAL is checkpointed (by a thread of its own, sqlite_storage_checkpoint.hpp).
     WalCheckpointer::Options checkpoint{};
-    // How many op ids may gather in recent_op_ids before the writer merges them into op_ids
-    // (schema version 4). Once they reach it, the writer merges, after each commit and in a
-    // transaction of its own, the plans with the most recent ids, at least merge_op_ids_at / 8
-    // ids a time, until half are left: each plan's ids in one sorted pass. Larger: fewer pages
+    // How many op ids may wait unmerged (in ops above their plan's mark in op_id_marks, schema
+    // version 6) before the writer merges them into op_ids. Once they reach it, the writer
+    // merges, after each commit and in a transaction of its own, the plans with the most
+    // unmerged ids, at least merge_op_ids_at / 8 ids a time, until half are left: each plan's ids
+    // in one sorted pass. Larger: fewer pages
     // of op_ids written per op, more memory (~100 bytes an id, held by the writer), and longer
     // merge steps (merging 2^17 ids at once took 0.3-0.8 s here), which delay that commit's acks.
     std::size_t merge_op_ids_at = std::size_t{1} << 17;
@@ -100,8 +102,8 @@ class SqliteStorage final : public Storage {
   const std::string& path() const noexcept { return path_; }
   // WAL checkpoints run so far by the checkpoint thread (for tests).
   std::uint64_t wal_checkpoints() const { return checkpointer_->checkpoints(); }
-  // Op ids in recent_op_ids, not yet merged into op_ids (for tests; the writer's count).
-  std::size_t recent_op_ids() {
+  // Op ids not yet merged into op_ids (for tests; the writer's count).
+  std::size_t unmerged_op_ids() {
     std::lock_guard lock(write_mutex_);
     return recent_size_;
   }
@@ -130,8 +132,8 @@ class SqliteStorage final : public Storage {
 
   std::mutex write_mutex_;  // commit() is documented single-threaded; this makes it safe anyway
   std::unique_ptr<sync::sqlite::Database> writer_;
-  // The op ids in recent_op_ids, as of the last commit (write_mutex_): with op_ids, what a
-  // commit checks a new op id against. Loaded when the file is opened.
+  // The unmerged op ids, as of the last commit (write_mutex_): with op_ids, what a commit checks
+  // a new op id against. Loaded when the file is opened.
   std::unordered_map<PlanId, std::unordered_set<OpId, sync::IdHash>, sync::IdHash> recent_;
   std::size_t recent_size_ = 0;  // ids in recent_
   bool merging_ = false;         // merge steps go on until half of merge_op_ids_at is left

@@ -250,6 +250,25 @@ INSERT INTO chain_tips (plan_id, author, section, author_seq, seq)
 DROP INDEX ops_by_chain;
 )sql";
 
+// Version 6: an op's id no longer waits for its merge in a table of its own. recent_op_ids held
+// a second, narrow copy of each new op's (plan, seq, op_id), one more row and B-tree insert per
+// op, then its delete at the merge; the ops table already holds the same, keyed the same way. Now
+// op_id_marks says, per plan, up to which sequence number the ids are in op_ids: an op with a
+// higher seq is unmerged, and found by the plan's range of ops above the mark. A merge moves
+// those ids into op_ids and raises the mark, in one transaction. A plan with an unmerged op has
+// a mark (0 before its first merge), so that the writer can list them when it opens the file.
+// The migration merges whatever recent_op_ids held, then marks every plan at its last op.
+constexpr const char* kSchema6 = R"sql(
+CREATE TABLE op_id_marks (
+  plan_id    BLOB NOT NULL PRIMARY KEY CHECK (length(plan_id) = 16),
+  merged_seq INTEGER NOT NULL CHECK (merged_seq >= 0)
+) WITHOUT ROWID;
+INSERT INTO op_ids (plan_id, op_id, seq)
+  SELECT plan_id, op_id, seq FROM recent_op_ids ORDER BY plan_id, op_id;
+DROP TABLE recent_op_ids;
+INSERT INTO op_id_marks (plan_id, merged_seq) SELECT plan_id, max(seq) FROM op_ids GROUP BY plan_id;
+)sql";
+
 // Step `version` takes a file at version - 1 to `version`. In order; never edit a released step,
 // add one (a step may rebuild a table in SQL, as the local store's version 2 does).
 // `then` (may be null) runs after `sql`, in the same transaction, for what SQL cannot do.
@@ -265,12 +284,13 @@ constexpr Migration kMigrations[] = {
     {3, "account -> plans index", kSchema3, backfill_plan_index},
     {4, "op ids in op_ids and recent_op_ids, merged in sorted runs", kSchema4},
     {5, "chain tips in chain_tips", kSchema5},
+    {6, "unmerged op ids read from ops above a per-plan mark", kSchema6},
 };
 
 // What the newest schema must contain; a file that lacks one was altered or damaged.
 constexpr std::array<const char*, 13> kSchemaObjects = {
     "ops",          "ops_by_section",    "chain_tips",
-    "op_ids",       "recent_op_ids",     "heads",
+    "op_ids",       "op_id_marks",       "heads",
     "membership",   "envelopes",         "envelopes_by_recipient",
     "fetch_log",    "fetch_log_by_plan", "devices",
     "account_plans"};

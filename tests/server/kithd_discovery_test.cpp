@@ -63,14 +63,14 @@ Listed joined(const sync::PlanId& plan, const TestDevice& owner) {
 }
 
 // Takes kithd's database back to schema 2, as a kithd from before plan discovery left it: no
-// account -> plans index (3), op ids still in the ops table's unique index (4), and chain tips
-// still in its ops_by_chain index (5).
+// account -> plans index (3), op ids still in the ops table's unique index (4, 6), and chain
+// tips still in its ops_by_chain index (5).
 void rewind_to_schema_2(sync::sqlite::Database& db) {
   db.exec("CREATE INDEX ops_by_chain ON ops (plan_id, author, section, author_seq, seq)");
   db.exec("DROP TABLE chain_tips");
   db.exec("CREATE UNIQUE INDEX ops_by_op_id ON ops (plan_id, op_id)");
   db.exec("DROP TABLE op_ids");
-  db.exec("DROP TABLE recent_op_ids");
+  db.exec("DROP TABLE op_id_marks");
   db.exec("DROP TABLE account_plans");
   db.exec("PRAGMA user_version = 2");
 }

@@ -641,16 +641,17 @@ TEST_F(SqliteStorageTest, ASchemaOneFileIsMigratedWithEverythingInIt) {
   EXPECT_EQ(tables, 2);
 }
 
-// Op ids gather in recent_op_ids and are merged into op_ids once `merge_op_ids_at` of them
-// wait: before and after a merge, and after reopening with ids in either table, every id is
-// found with its op, load_plan lists each once, and a commit refuses a taken one.
+// Op ids wait unmerged (in ops, above the plan's mark) and are merged into op_ids once
+// `merge_op_ids_at` of them wait: before and after a merge, and after reopening with ids merged
+// and unmerged, every id is found with its op, load_plan lists each once, and a commit refuses
+// a taken one.
 TEST_F(SqliteStorageTest, OpIdsAreFoundAndRefusedBeforeAndAfterTheyAreMerged) {
   Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
   options.merge_op_ids_at = 8;
   auto& s = open(options);
   WriteBatch first = sample_batch();  // 6 ids: below the threshold
   s.commit({&first, 1});
-  EXPECT_EQ(s.recent_op_ids(), 6u);
+  EXPECT_EQ(s.unmerged_op_ids(), 6u);
 
   std::vector<StoredOp> all = first.ops;
   auto expect_all_found = [&](SqliteStorage& st) {
@@ -694,7 +695,7 @@ TEST_F(SqliteStorageTest, OpIdsAreFoundAndRefusedBeforeAndAfterTheyAreMerged) {
   second.ops = {op(7, "notes", 3, 1, 1), op(8, "notes", 3, 2, 2), op(9, "notes", 3, 3, 3)};
   s.commit({&second, 1});
   all.insert(all.end(), second.ops.begin(), second.ops.end());
-  EXPECT_EQ(s.recent_op_ids(), 0u);
+  EXPECT_EQ(s.unmerged_op_ids(), 0u);
   expect_all_found(s);
   expect_refused(s, first.ops[4].op_id);
   expect_refused(s, second.ops[2].op_id);
@@ -704,12 +705,12 @@ TEST_F(SqliteStorageTest, OpIdsAreFoundAndRefusedBeforeAndAfterTheyAreMerged) {
   third.ops = {op(10, "risk", 2, 1, 1), op(11, "risk", 2, 2, 2)};
   s.commit({&third, 1});
   all.insert(all.end(), third.ops.begin(), third.ops.end());
-  EXPECT_EQ(s.recent_op_ids(), 2u);
+  EXPECT_EQ(s.unmerged_op_ids(), 2u);
   expect_refused(s, third.ops[1].op_id);
 
   // As after kill -9: the writer's set of recent ids is read back from the file.
   auto& reopened = open(options);
-  EXPECT_EQ(reopened.recent_op_ids(), 2u);
+  EXPECT_EQ(reopened.unmerged_op_ids(), 2u);
   expect_all_found(reopened);
   expect_refused(reopened, third.ops[0].op_id);
   expect_refused(reopened, first.ops[0].op_id);
@@ -728,7 +729,7 @@ TEST_F(SqliteStorageTest, AFailedCommitLeavesItsOpIdsFree) {
   clash.ops = {op(6, "notes", 3, 2, 2)};
   const WriteBatch both[] = {fine, clash};
   EXPECT_NE(error_of([&] { storage().commit(both); }).find("sequence 6"), std::string::npos);
-  EXPECT_EQ(storage().recent_op_ids(), 6u);
+  EXPECT_EQ(storage().unmerged_op_ids(), 6u);
   EXPECT_FALSE(storage().find_op(plan_, fine.ops[0].op_id));
   storage().commit({&fine, 1});
   EXPECT_EQ(storage().find_op(plan_, fine.ops[0].op_id)->seq, 7u);
@@ -764,7 +765,7 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
   }
 
   auto& s = open();
-  EXPECT_EQ(s.recent_op_ids(), 0u);  // all of them in op_ids
+  EXPECT_EQ(s.unmerged_op_ids(), 0u);  // all of them in op_ids
   for (const WriteBatch* batch : plans) {
     for (const StoredOp& o : batch->ops) {
       auto ref = s.find_op(batch->plan, o.op_id);
@@ -809,6 +810,84 @@ TEST_F(SqliteStorageTest, ASchemaTwoFileIsMigratedWithItsOpIdsMerged) {
       "SELECT count(*) FROM sqlite_schema WHERE name IN ('ops_by_op_id', 'ops_by_chain')");
   ASSERT_TRUE(q->step());
   EXPECT_EQ(q->column_int(0), 0);
+}
+
+// A schema-5 file kept a plan's unmerged op ids in recent_op_ids: migration 6 merges them, marks
+// each plan at its last op, and drops the table; ids merged before and after are all found once,
+// and a later op waits unmerged above the mark, also after reopening.
+TEST_F(SqliteStorageTest, ASchemaFiveFileIsMigratedWithItsRecentOpIdsMerged) {
+  const WriteBatch b = sample_batch();  // ops 1-4 merged, 5-6 recent
+  WriteBatch other = sample_batch();    // never merged
+  other.plan = PlanId::random();
+  for (StoredOp& o : other.ops) o.op_id = OpId::random();
+  const std::array<const WriteBatch*, 2> plans{&b, &other};
+  {
+    sync::sqlite::Database raw(file_);
+    storage_schema::migrate(raw, storage_schema::inspect(raw), 5);
+    ASSERT_EQ(raw.pragma_int("user_version"), 5);
+    for (const WriteBatch* batch : plans) {
+      insert_old_rows(raw, *batch);
+      for (const StoredOp& o : batch->ops) {
+        const bool merged = batch == &b && o.seq <= 4;
+        auto q = raw.query(merged ? "INSERT INTO op_ids (plan_id, op_id, seq) VALUES (?1, ?2, ?3)"
+                                  : "INSERT INTO recent_op_ids (plan_id, op_id, seq) "
+                                    "VALUES (?1, ?2, ?3)");
+        q->bind(1, batch->plan.bytes());
+        q->bind(2, o.op_id.bytes());
+        q->bind(3, static_cast<std::int64_t>(o.seq));
+        q->run();
+      }
+    }
+  }
+
+  auto& s = open();
+  EXPECT_EQ(s.unmerged_op_ids(), 0u);
+  for (const WriteBatch* batch : plans) {
+    for (const StoredOp& o : batch->ops) {
+      auto ref = s.find_op(batch->plan, o.op_id);
+      ASSERT_TRUE(ref) << o.seq;
+      EXPECT_EQ(ref->seq, o.seq);
+      EXPECT_EQ(ref->hash, o.hash);
+    }
+    const auto snap = s.load_plan(batch->plan);
+    std::set<OpId> listed(snap->op_ids.begin(), snap->op_ids.end());
+    EXPECT_EQ(snap->op_ids.size(), 6u);
+    EXPECT_EQ(listed.size(), 6u);
+  }
+  {
+    sync::sqlite::Database raw(file_);
+    EXPECT_EQ(raw.pragma_int("user_version"), SqliteStorage::newest_schema());
+    auto gone = raw.query("SELECT count(*) FROM sqlite_schema WHERE name = 'recent_op_ids'");
+    ASSERT_TRUE(gone->step());
+    EXPECT_EQ(gone->column_int(0), 0);
+    auto marks = raw.query("SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1");
+    for (const WriteBatch* batch : plans) {
+      marks->bind(1, batch->plan.bytes());
+      ASSERT_TRUE(marks->step());
+      EXPECT_EQ(marks->column_int(0), 6);
+      marks->reset();
+    }
+  }
+
+  WriteBatch again;
+  again.plan = plan_;
+  again.ops = {op(7, "notes", 3, 1, 1)};
+  again.ops[0].op_id = b.ops[5].op_id;  // was in recent_op_ids
+  EXPECT_NE(error_of([&] { s.commit({&again, 1}); }).find("already stored"), std::string::npos);
+  again.ops[0].op_id = OpId::random();
+  s.commit({&again, 1});
+  EXPECT_EQ(s.unmerged_op_ids(), 1u);
+
+  auto& reopened = open();
+  EXPECT_EQ(reopened.unmerged_op_ids(), 1u);
+  EXPECT_EQ(reopened.find_op(plan_, again.ops[0].op_id)->seq, 7u);
+  EXPECT_EQ(reopened.load_plan(plan_)->op_ids.size(), 7u);
+  EXPECT_NE(error_of([&] {
+              WriteBatch twice = again;
+              twice.ops[0].seq = 8;
+              reopened.commit({&twice, 1});
+            }).find("already stored"),
+            std::string::npos);
 }
 
 TEST_F(SqliteStorageTest, RefusesAFileThatIsNotADatabaseAndLeavesItUnchanged) {

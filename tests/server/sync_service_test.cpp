@@ -130,8 +130,8 @@ class SyncServiceTest : public ::testing::Test {
   }
 
   kith::test::TempDir dir{"kith-service"};
-  // Op ids are merged from recent_op_ids into op_ids every few ops, so that every test here
-  // also runs across merges.
+  // Op ids are merged into op_ids every few ops, so that every test here also runs across
+  // merges.
   SqliteStorage sqlite{
       dir / "kithd.db",
       {.synchronous = SqliteStorage::Options::Sync::kNormal, .merge_op_ids_at = 4}};
@@ -308,7 +308,7 @@ TEST_F(SyncServiceTest, NewOpIdsAreCheckedInMemoryAndRepeatsInStorage) {
   EXPECT_EQ(stored(mary.plan, "notes").size(), 2u);
 }
 
-// Some of a plan's op ids are merged into op_ids, the last ones wait in recent_op_ids: a device
+// Some of a plan's op ids are merged into op_ids, the last ones wait unmerged: a device
 // that sends every op again (it never saw the acks) gets each op's first sequence number back,
 // from the plan in memory and from the plan reloaded, and nothing is stored twice.
 TEST_F(SyncServiceTest, OpsSentAgainAreAcknowledgedOnceWhetherTheirIdsWereMergedOrNot) {
@@ -321,8 +321,8 @@ TEST_F(SyncServiceTest, OpsSentAgainAreAcknowledgedOnceWhetherTheirIdsWereMerged
     service->push_ops(mary.peer, n, forge.push({ops.back()}).push_ops());
     ASSERT_TRUE(mary.peer->answer(n).has_push_ack());
   }
-  EXPECT_LT(sqlite.recent_op_ids(), 4u);  // merged at 4 and 8: two wait
-  EXPECT_GT(sqlite.recent_op_ids(), 0u);
+  EXPECT_LT(sqlite.unmerged_op_ids(), 4u);  // merged at 4 and 8: two wait
+  EXPECT_GT(sqlite.unmerged_op_ids(), 0u);
 
   auto expect_first_seqs = [&](std::uint64_t request_id) {
     service->push_ops(mary.peer, request_id, forge.push(ops).push_ops());
