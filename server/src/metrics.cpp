@@ -69,7 +69,10 @@ std::string Metrics::render() const {
   out +=
       "# HELP kithd_plans_cached Plans whose membership and chain tips are held in memory.\n"
       "# TYPE kithd_plans_cached gauge\nkithd_plans_cached " +
-      std::to_string(plans_cached.load()) + "\n";
+      std::to_string(plans_cached.load()) + "\n" +
+      "# HELP kithd_op_id_bytes_cached Memory the op-id sets of the cached plans take.\n"
+      "# TYPE kithd_op_id_bytes_cached gauge\nkithd_op_id_bytes_cached " +
+      std::to_string(op_id_bytes_cached.load()) + "\n";
   counter(out, "kithd_connections_total", "Connections accepted.", connections_total.load());
   counter(out, "kithd_sessions_authenticated_total", "Devices that completed authentication.",
           sessions_authenticated.load());

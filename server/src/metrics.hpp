@@ -34,6 +34,7 @@ class Metrics {
 
   std::atomic<std::int64_t> connections_open{0};
   std::atomic<std::int64_t> plans_cached{0};
+  std::atomic<std::int64_t> op_id_bytes_cached{0};
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> sessions_authenticated{0};
   std::atomic<std::uint64_t> ops_accepted{0};

@@ -55,6 +55,8 @@ class OpIdSet {
   }
   // Ids held; 0 once the set has given up.
   std::size_t size() const noexcept { return size_; }
+  // The memory its table takes.
+  std::size_t bytes() const noexcept { return slots_.capacity() * sizeof(std::uint64_t); }
 
  private:
   static std::uint64_t fingerprint(const sync::OpId& id) noexcept {

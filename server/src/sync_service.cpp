@@ -57,7 +57,8 @@ SyncService::SyncService(Storage& storage, GroupCommitter& committer, Metrics& m
       committer_(committer),
       metrics_(metrics),
       options_(std::move(options)),
-      next_sweep_at_(options_.max_cached_plans) {
+      next_sweep_at_(options_.max_cached_plans),
+      next_sweep_bytes_(options_.max_cached_op_id_bytes) {
   if (!options_.now_ms) {
     options_.now_ms = [] {
       return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -72,7 +73,9 @@ SyncService::~SyncService() = default;
 std::shared_ptr<SyncService::Plan> SyncService::plan(const PlanId& id) {
   std::lock_guard lock(plans_mu_);
   if (auto it = plans_.find(id); it != plans_.end()) return it->second;
-  if (plans_.size() >= next_sweep_at_) sweep_idle_plans();
+  if (plans_.size() >= next_sweep_at_ || cached_id_bytes_.load() >= next_sweep_bytes_) {
+    sweep_idle_plans();
+  }
   auto p = std::make_shared<Plan>(id);
   plans_.emplace(id, p);
   metrics_.plans_cached = static_cast<std::int64_t>(plans_.size());
@@ -83,6 +86,7 @@ void SyncService::sweep_idle_plans() {
   for (auto it = plans_.begin(); it != plans_.end();) {
     // use_count() 1: nobody else holds it, so nobody holds its mutex either (see plans_).
     if (it->second.use_count() == 1 && it->second->subscribers.empty()) {
+      cached_id_bytes_ -= it->second->counted_bytes;
       it = plans_.erase(it);
     } else {
       ++it;
@@ -91,7 +95,17 @@ void SyncService::sweep_idle_plans() {
   // If most plans are in use, the next sweep waits until the cache has doubled, so that
   // sweeping stays cheap per plan added.
   next_sweep_at_ = std::max(options_.max_cached_plans, 2 * plans_.size());
+  next_sweep_bytes_ = std::max(options_.max_cached_op_id_bytes, 2 * cached_id_bytes_.load());
   metrics_.plans_cached = static_cast<std::int64_t>(plans_.size());
+  metrics_.op_id_bytes_cached = static_cast<std::int64_t>(cached_id_bytes_.load());
+}
+
+void SyncService::count_id_bytes(Plan& p) {
+  const std::size_t now = p.stored_ops.bytes();
+  if (now == p.counted_bytes) return;
+  cached_id_bytes_ += now - p.counted_bytes;  // modulo 2^64: a set that shrank subtracts
+  p.counted_bytes = now;
+  metrics_.op_id_bytes_cached = static_cast<std::int64_t>(cached_id_bytes_.load());
 }
 
 std::size_t SyncService::cached_plans() {
@@ -135,6 +149,7 @@ void SyncService::ensure_loaded(Plan& p) {
   }
   p.committed_entries = p.entries.size();
   p.loaded = true;
+  count_id_bytes(p);
 }
 
 void SyncService::storage_failed(const std::shared_ptr<Plan>& p, const StorageError& error,
@@ -436,6 +451,7 @@ void SyncService::push_ops(const std::shared_ptr<Peer>& peer, std::uint64_t requ
         p->stored_ops.insert(id);
         p->committed_seq = std::max(p->committed_seq, seq);
       }
+      count_id_bytes(*p);
       if (!live->ids.empty()) {
         out = fan_out_ops(p, from, live->sections, live->ids.back().second);
       }

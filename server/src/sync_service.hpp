@@ -78,6 +78,10 @@ struct ServiceOptions {
   // Plans kept in memory with nobody subscribed and nothing in flight, before the least
   // needed are dropped (they are loaded again from storage on next use).
   std::size_t max_cached_plans = 10000;
+  // The same by memory: what the op-id sets (op_id_set.hpp) of all cached plans may take
+  // before the idle ones are dropped. A plan's set takes 16-32 bytes per op, so 10,000 cached
+  // plans of 2,000 ops each would hold ~640 MB without it.
+  std::size_t max_cached_op_id_bytes = std::size_t{256} << 20;
   std::function<std::uint64_t()> now_ms;  // the wall clock (grant expiry); injected for tests
 };
 
@@ -132,6 +136,8 @@ class SyncService {
  private:
   friend class CatchUp;
   std::shared_ptr<Plan> plan(const PlanId& id);
+  // With p.mu held: brings cached_id_bytes_ up to date with p's op-id set.
+  void count_id_bytes(Plan& p);
   // With plans_mu_ held: drops the plans nobody uses (see plan()).
   void sweep_idle_plans();
   void ensure_loaded(Plan& p);
@@ -197,6 +203,10 @@ class SyncService {
   std::mutex plans_mu_;
   std::unordered_map<PlanId, std::shared_ptr<Plan>, sync::IdHash> plans_;
   std::size_t next_sweep_at_;
+  // The op-id set bytes of every plan in plans_ (Plan::counted_bytes), and the total at which
+  // plan() sweeps next. Changed under the plan's mutex or plans_mu_, read under plans_mu_.
+  std::atomic<std::size_t> cached_id_bytes_{0};
+  std::size_t next_sweep_bytes_;
   // The plans each connected peer subscribed to, so a disconnect visits only those.
   std::unordered_map<const Peer*, std::vector<PlanId>> peer_plans_;
 };

@@ -49,9 +49,10 @@ struct SyncService::Plan {
   std::uint64_t assigned_seq = 0;   // last sequence number handed out
   std::uint64_t committed_seq = 0;  // last sequence number durable
   std::map<ChainKey, ChainTip> tips;
-  std::map<Section, SectionChecksum> sections;  // at assigned_seq
+  std::map<Section, SectionChecksum> sections;            // at assigned_seq
   std::unordered_map<OpId, OpRef, sync::IdHash> pending;  // handed out, not yet durable
-  OpIdSet stored_ops;  // every op id durable (committed_seq and before)
+  OpIdSet stored_ops;             // every op id durable (committed_seq and before)
+  std::size_t counted_bytes = 0;  // stored_ops.bytes() as last counted in cached_id_bytes_
   std::vector<Subscriber> subscribers;
   // Fetch-log records not yet handed to the committer, one per device, section and kind: a
   // later delivery of the same section to the same device only raises up_to_seq and at_ms.

@@ -1,10 +1,13 @@
 // SyncService without sockets, over real SQLite: what happens when a commit fails, and how the
 // in-memory plan cache drops and reloads plans.
+#include "sync_service.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -15,7 +18,6 @@
 #include "support/gated_storage.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_device.hpp"
-#include "sync_service.hpp"
 
 namespace kith::server {
 namespace {
@@ -97,6 +99,13 @@ class SyncServiceTest : public ::testing::Test {
     ServiceOptions o;
     o.max_cached_plans = plans;
     return o;
+  }
+  // Returns once every commit queued so far is done and its callbacks released: a plan view
+  // they held is free again.
+  void commits_settled() {
+    std::promise<void> done;
+    committer->submit(WriteBatch{}, [&](const StorageError*) { done.set_value(); });
+    done.get_future().wait();
   }
 
   struct Owner {
@@ -205,6 +214,41 @@ TEST_F(SyncServiceTest, IdlePlansAreDroppedAndReloadedIntact) {
     ADD_FAILURE() << "a chain gap after a reload was accepted";
   } catch (const Refusal& r) {
     EXPECT_EQ(r.code(), kith::v1::CHAIN_GAP) << r.what();
+  }
+}
+
+// The cache is bounded by memory too: once the cached plans' op-id sets take
+// max_cached_op_id_bytes, loading another plan drops the idle ones, however few they are. The
+// dropped plan comes back from storage with its ids: a repeated op is acknowledged with its
+// first sequence number, not stored again.
+TEST_F(SyncServiceTest, IdlePlansAreDroppedWhenTheirOpIdsFillTheMemoryBudget) {
+  for (const bool small_budget : {false, true}) {
+    SCOPED_TRACE(small_budget ? "1 KiB budget" : "default budget");
+    ServiceOptions options = cache_of(100);
+    if (small_budget) options.max_cached_op_id_bytes = 1024;
+    reset_service(options);
+    Owner mary = owner_with_plan(small_budget ? "mary" : "maud");
+    kith::test::Forge forge = mary.forge();
+    std::vector<sync::Op> ops;
+    for (std::uint64_t n = 1; n <= 40; ++n) {  // 40 ids: a table of 128 slots, 1 KiB
+      ops.push_back(forge.op("notes", n, n == 1 ? sync::OpHash{} : ops.back().hash()));
+      service->push_ops(mary.peer, n, forge.push({ops.back()}).push_ops());
+      ASSERT_TRUE(mary.peer->answer(n).has_push_ack());
+    }
+    EXPECT_EQ(metrics.op_id_bytes_cached.load(), 1024);
+    commits_settled();
+
+    Owner ann = owner_with_plan(small_budget ? "ann" : "abe");  // loads a second plan
+    EXPECT_EQ(service->cached_plans(), small_budget ? 1u : 2u);
+    EXPECT_EQ(metrics.op_id_bytes_cached.load(), small_budget ? 0 : 1024);
+
+    service->push_ops(mary.peer, 100, forge.push(ops).push_ops());
+    auto again = mary.peer->answer(100);
+    ASSERT_TRUE(again.has_push_ack()) << again.DebugString();
+    ASSERT_EQ(again.push_ack().acked_size(), 40);
+    for (int i = 0; i < 40; ++i) EXPECT_EQ(again.push_ack().acked(i).server_seq(), i + 1u);
+    EXPECT_EQ(stored(mary.plan, "notes").size(), 40u);
+    EXPECT_EQ(metrics.op_id_bytes_cached.load(), 1024);  // mary's set, back in memory
   }
 }
 
