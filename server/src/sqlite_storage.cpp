@@ -292,11 +292,12 @@ void SqliteStorage::merge_op_ids() noexcept {
       sqlite::Transaction transaction(*writer_);
       ScopedStatement move = writer_->query(
           "INSERT INTO op_ids (plan_id, op_id, seq) SELECT plan_id, op_id, seq FROM ops "
-          "WHERE plan_id = ?1 AND seq > (SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1) "
-          "ORDER BY op_id");
+          "WHERE plan_id = ?1 AND seq > "
+          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0) ORDER BY op_id");
       ScopedStatement mark = writer_->query(
-          "UPDATE op_id_marks SET merged_seq = (SELECT max(seq) FROM ops WHERE plan_id = ?1) "
-          "WHERE plan_id = ?1");
+          "INSERT INTO op_id_marks (plan_id, merged_seq) "
+          "SELECT ?1, max(seq) FROM ops WHERE plan_id = ?1 "
+          "ON CONFLICT (plan_id) DO UPDATE SET merged_seq = excluded.merged_seq");
       for (const auto& [count, plan] : plans) {
         if (ids >= std::max<std::size_t>(limit / 8, 1)) break;
         for (Statement* q : {&*move, &*mark}) {
@@ -327,15 +328,17 @@ void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
       "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
       "section_count, section_digest, header, body) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  auto [at, first] = recent_.try_emplace(batch.plan);
-  if (first) {
+  auto at = recent_.find(batch.plan);
+  if (at == recent_.end()) {
     // The plan's first unmerged op since its last merge: it must have a mark, so that the writer
-    // finds its unmerged ops when it opens the file again (a new plan's is 0).
+    // finds its unmerged ops when it opens the file again (a new plan's is 0). The plan enters
+    // recent_ once the mark is written; a failed commit takes it out with its ids.
     ScopedStatement mark = db.query(
         "INSERT INTO op_id_marks (plan_id, merged_seq) VALUES (?1, 0) "
         "ON CONFLICT (plan_id) DO NOTHING");
     mark->bind_borrowed(1, plan);
     mark->run();
+    at = recent_.try_emplace(batch.plan).first;
   }
   auto& recent = at->second;
   for (const StoredOp& op : batch.ops) {
