@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
         [&metrics](std::size_t b, std::size_t o, double s) { metrics.committed(b, o, s); });
     ServiceOptions service_options;
     service_options.catch_up_batch_ops = config.catch_up_batch_ops;
+    service_options.max_cached_op_id_bytes = config.plan_cache_mib << 20;
     SyncService service(storage, committer, metrics, service_options);
     Server server(config, tls, service, committer, metrics);
 
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
                              {"max_open_files", static_cast<std::uint64_t>(open_files)},
                              {"storage", "sqlite"},
                              {"synchronous", config.synchronous_full ? "full" : "normal"},
+                             {"plan_cache_mib", static_cast<std::uint64_t>(config.plan_cache_mib)},
                              {"cert", tls.cert.string()}});
     server.run();
     committer.drain();

@@ -119,6 +119,9 @@ ConfigResult parse_config(const std::vector<std::string>& args, char** env) {
       ->check(CLI::Range(1u, 86400u));
   app.add_option("--catch-up-batch-ops", c.catch_up_batch_ops, "Ops per catch-up batch")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
+  app.add_option("--plan-cache-mib", c.plan_cache_mib,
+                 "MiB the op ids of plans held in memory may take before idle plans are dropped")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   app.add_option("--drain-timeout-ms", c.drain_timeout_ms,
                  "On SIGTERM, how long to wait for sessions to close")
       ->check(CLI::Range(0u, 600000u));

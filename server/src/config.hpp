@@ -39,6 +39,9 @@ struct Config {
   unsigned tls_handshake_timeout_ms = 10000;
   unsigned idle_timeout_s = 300;  // WebSocket: no data and no pong for this long closes
   std::size_t catch_up_batch_ops = 500;
+  // Memory the op-id sets of cached plans may take before the idle plans are dropped
+  // (ServiceOptions::max_cached_op_id_bytes).
+  std::size_t plan_cache_mib = 256;
   unsigned drain_timeout_ms = 10000;  // SIGTERM: how long to wait for sessions to close
 };
 

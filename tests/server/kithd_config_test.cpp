@@ -92,13 +92,16 @@ class KithdConfig : public ::testing::Test {
 };
 
 TEST_F(KithdConfig, TheFileAloneSuppliesEverySetting) {
-  write_config("threads = 2   # two workers\nsynchronous = 'normal' # quoted, then a comment\n");
+  write_config(
+      "threads = 2   # two workers\nsynchronous = 'normal' # quoted, then a comment\n"
+      "plan-cache-mib = 64\n");
   auto kithd = start({"--config", config.string()});
   const auto line = listening_line(*kithd);
   EXPECT_EQ(line.value("host", ""), "127.0.0.1");
   EXPECT_EQ(line.value("data", ""), data.string());
   EXPECT_EQ(line.value("threads", 0), 2);
   EXPECT_EQ(line.value("synchronous", ""), "normal");
+  EXPECT_EQ(line.value("plan_cache_mib", 0), 64);
   // dev-cert from the file: the certificate is in the data directory and a client trusts it.
   EXPECT_NO_THROW(kithd->connect()->close());
   EXPECT_TRUE(kithd->stop().clean()) << kithd->log_tail();
@@ -179,6 +182,8 @@ TEST_F(KithdConfig, BadValueIsRefusedNamingItsSource) {
   expect_refused(run_kithd(standard_flags(), {{"KITH_THREADS", "many"}}), {"KITH_THREADS"});
   expect_refused(run_kithd(standard_flags(), {{"KITH_MAX_CONNECTIONS_PER_ACCOUNT", "0"}}),
                  {"KITH_MAX_CONNECTIONS_PER_ACCOUNT"});
+  expect_refused(run_kithd(standard_flags(), {{"KITH_PLAN_CACHE_MIB", "0"}}),
+                 {"KITH_PLAN_CACHE_MIB"});
 
   auto args = standard_flags();
   args.insert(args.end(), {"--tls-handshake-timeout-ms", "5"});  // below the 100 ms floor
