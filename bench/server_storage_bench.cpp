@@ -17,7 +17,6 @@
 #include <benchmark/benchmark.h>
 #include <sodium.h>
 
-#include <array>
 #include <memory>
 #include <vector>
 

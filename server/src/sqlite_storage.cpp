@@ -24,6 +24,11 @@ using sqlite::Database;
 using sqlite::ScopedStatement;
 using sqlite::Statement;
 
+// With `plan_id = ?1`: plan ?1's ops whose ids are not merged into op_ids yet, those above the
+// plan's mark (all of them for a plan without one).
+const std::string kAboveMark =
+    "seq > coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0)";
+
 sqlite::Wording server_wording() {
   return {.name = "the server database",
           .kind = "a kithd database",
@@ -292,8 +297,8 @@ void SqliteStorage::merge_op_ids() noexcept {
       sqlite::Transaction transaction(*writer_);
       ScopedStatement move = writer_->query(
           "INSERT INTO op_ids (plan_id, op_id, seq) SELECT plan_id, op_id, seq FROM ops "
-          "WHERE plan_id = ?1 AND seq > "
-          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0) ORDER BY op_id");
+          "WHERE plan_id = ?1 AND " +
+          kAboveMark + " ORDER BY op_id");
       ScopedStatement mark = writer_->query(
           "INSERT INTO op_id_marks (plan_id, merged_seq) "
           "SELECT ?1, max(seq) FROM ops WHERE plan_id = ?1 "
@@ -551,8 +556,8 @@ std::optional<PlanSnapshot> SqliteStorage::load_plan(const PlanId& plan) {
       // The plan's range of op_ids, and its ops above the mark (those not merged yet).
       ScopedStatement q = db.query(
           "SELECT op_id FROM op_ids WHERE plan_id = ?1 "
-          "UNION ALL SELECT op_id FROM ops WHERE plan_id = ?1 AND seq > "
-          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0)");
+          "UNION ALL SELECT op_id FROM ops WHERE plan_id = ?1 AND " +
+          kAboveMark);
       q->bind(1, plan.bytes());
       while (q->step()) out.op_ids.push_back(Row(*q, path_).id<OpId>(0, "op id"));
     }
@@ -586,9 +591,8 @@ std::vector<std::optional<OpRef>> SqliteStorage::find_ops(const PlanId& plan,
     }
     if (!unfound.empty()) {
       // One pass over the plan's unmerged ops (above its mark) answers them all.
-      ScopedStatement q = db.query(
-          "SELECT seq, op_id FROM ops WHERE plan_id = ?1 AND seq > "
-          "coalesce((SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1), 0)");
+      ScopedStatement q =
+          db.query("SELECT seq, op_id FROM ops WHERE plan_id = ?1 AND " + kAboveMark);
       q->bind(1, plan.bytes());
       while (q->step()) {
         const Row row(*q, path_);
