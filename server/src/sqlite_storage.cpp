@@ -189,8 +189,8 @@ SqliteStorage::SqliteStorage(std::filesystem::path file, Options options)
           "JOIN ops o ON o.plan_id = m.plan_id AND o.seq > m.merged_seq");
       while (q->step()) {
         const Row row(*q, path_);
-        if (recent_[row.id<PlanId>(0, "plan id")].insert(row.id<OpId>(1, "op id")).second) {
-          ++recent_size_;
+        if (unmerged_[row.id<PlanId>(0, "plan id")].insert(row.id<OpId>(1, "op id")).second) {
+          ++unmerged_size_;
         }
       }
     }
@@ -266,9 +266,9 @@ void SqliteStorage::commit(std::span<const WriteBatch> batches) {
     } catch (...) {
       // The Transaction's destructor has rolled back every batch: so do the ids it added.
       for (const auto& [plan, op] : added) {
-        auto ids = recent_.find(plan);
-        recent_size_ -= ids->second.erase(op);
-        if (ids->second.empty()) recent_.erase(ids);
+        auto ids = unmerged_.find(plan);
+        unmerged_size_ -= ids->second.erase(op);
+        if (ids->second.empty()) unmerged_.erase(ids);
       }
       throw;
     }
@@ -278,7 +278,7 @@ void SqliteStorage::commit(std::span<const WriteBatch> batches) {
 
 void SqliteStorage::merge_op_ids() noexcept {
   const std::size_t limit = std::max<std::size_t>(options_.merge_op_ids_at, 1);
-  if (recent_size_ >= limit) merging_ = true;
+  if (unmerged_size_ >= limit) merging_ = true;
   if (!merging_) return;
   // A plan's ids in (plan, op id) order: each page of op_ids that receives some is written once
   // per step however many it receives. Largest plans first, so that each step moves many ids
@@ -287,8 +287,8 @@ void SqliteStorage::merge_op_ids() noexcept {
   // above the old mark, still found there, and is tried again after the next commit.
   try {
     std::vector<std::pair<std::size_t, PlanId>> plans;
-    plans.reserve(recent_.size());
-    for (const auto& [plan, ids] : recent_) plans.emplace_back(ids.size(), plan);
+    plans.reserve(unmerged_.size());
+    for (const auto& [plan, ids] : unmerged_) plans.emplace_back(ids.size(), plan);
     std::sort(plans.begin(), plans.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
     std::vector<PlanId> merged;
@@ -315,11 +315,11 @@ void SqliteStorage::merge_op_ids() noexcept {
       }
       transaction.commit();
     }
-    for (const PlanId& plan : merged) recent_.erase(plan);
-    recent_size_ -= ids;
-    if (recent_size_ <= limit / 2) merging_ = false;
+    for (const PlanId& plan : merged) unmerged_.erase(plan);
+    unmerged_size_ -= ids;
+    if (unmerged_size_ <= limit / 2) merging_ = false;
   } catch (const std::exception& e) {
-    log::event("op_id_merge_failed", {{"error", e.what()}, {"unmerged_op_ids", recent_size_}});
+    log::event("op_id_merge_failed", {{"error", e.what()}, {"unmerged_op_ids", unmerged_size_}});
   }
 }
 
@@ -333,25 +333,25 @@ void SqliteStorage::write_ops(Database& db, const WriteBatch& batch,
       "INSERT INTO ops (plan_id, seq, op_id, section, author, author_seq, epoch, hash, "
       "section_count, section_digest, header, body) "
       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  auto at = recent_.find(batch.plan);
-  if (at == recent_.end()) {
+  auto at = unmerged_.find(batch.plan);
+  if (at == unmerged_.end()) {
     // The plan's first unmerged op since its last merge: it must have a mark, so that the writer
     // finds its unmerged ops when it opens the file again (a new plan's is 0). The plan enters
-    // recent_ once the mark is written; a failed commit takes it out with its ids.
+    // unmerged_ once the mark is written; a failed commit takes it out with its ids.
     ScopedStatement mark = db.query(
         "INSERT INTO op_id_marks (plan_id, merged_seq) VALUES (?1, 0) "
         "ON CONFLICT (plan_id) DO NOTHING");
     mark->bind_borrowed(1, plan);
     mark->run();
-    at = recent_.try_emplace(batch.plan).first;
+    at = unmerged_.try_emplace(batch.plan).first;
   }
-  auto& recent = at->second;
+  auto& unmerged = at->second;
   for (const StoredOp& op : batch.ops) {
-    // The op id must be new to the plan: not among its unmerged ids (recent_, which also holds
+    // The op id must be new to the plan: not among its unmerged ids (unmerged_, which also holds
     // what this transaction wrote so far), nor in op_ids.
-    bool taken = !recent.insert(op.op_id).second;
+    bool taken = !unmerged.insert(op.op_id).second;
     if (!taken) {
-      ++recent_size_;
+      ++unmerged_size_;
       added.emplace_back(batch.plan, op.op_id);
       find_id->bind_borrowed(1, plan);
       find_id->bind_borrowed(2, op.op_id.bytes());

@@ -105,7 +105,7 @@ class SqliteStorage final : public Storage {
   // Op ids not yet merged into op_ids (for tests; the writer's count).
   std::size_t unmerged_op_ids() {
     std::lock_guard lock(write_mutex_);
-    return recent_size_;
+    return unmerged_size_;
   }
 
  private:
@@ -115,7 +115,7 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<sync::sqlite::Database> open_connection(bool buffered_wal = false) const;
   // Per-connection settings; they read the file, so they come after inspecting it.
   void configure(sync::sqlite::Database& db, bool writer) const;
-  // Writes one batch; the (plan, op id) of each op it writes is added to recent_ and to `added`.
+  // Writes one batch; the (plan, op id) of each op it writes is added to unmerged_ and to `added`.
   void write_batch(sync::sqlite::Database& db, const WriteBatch& batch,
                    std::vector<std::pair<PlanId, OpId>>& added);
   // write_batch's ops (at least one).
@@ -134,9 +134,9 @@ class SqliteStorage final : public Storage {
   std::unique_ptr<sync::sqlite::Database> writer_;
   // The unmerged op ids, as of the last commit (write_mutex_): with op_ids, what a commit checks
   // a new op id against. Loaded when the file is opened.
-  std::unordered_map<PlanId, std::unordered_set<OpId, sync::IdHash>, sync::IdHash> recent_;
-  std::size_t recent_size_ = 0;  // ids in recent_
-  bool merging_ = false;         // merge steps go on until half of merge_op_ids_at is left
+  std::unordered_map<PlanId, std::unordered_set<OpId, sync::IdHash>, sync::IdHash> unmerged_;
+  std::size_t unmerged_size_ = 0;  // ids in unmerged_
+  bool merging_ = false;           // merge steps go on until half of merge_op_ids_at is left
 
   std::mutex read_mutex_;
   std::condition_variable read_free_;
