@@ -284,7 +284,10 @@ void SqliteStorage::merge_op_ids() noexcept {
   // per step however many it receives. Largest plans first, so that each step moves many ids
   // for few pages, and a step stops after limit / 8 ids, so that no commit waits for a merge of
   // everything. The ids and the raised mark commit together: a step that fails leaves the ids
-  // above the old mark, still found there, and is tried again after the next commit.
+  // above the old mark, still found there, and is tried again after the next commit. An id
+  // already in op_ids is skipped: kithd never lowers a mark, but in a file whose mark row was
+  // lost (a plan starts again from 0) the step would otherwise fail at every commit, and the
+  // unmerged ids of every plan would pile up in memory.
   try {
     std::vector<std::pair<std::size_t, PlanId>> plans;
     plans.reserve(unmerged_.size());
@@ -298,7 +301,7 @@ void SqliteStorage::merge_op_ids() noexcept {
       ScopedStatement move = writer_->query(
           "INSERT INTO op_ids (plan_id, op_id, seq) SELECT plan_id, op_id, seq FROM ops "
           "WHERE plan_id = ?1 AND " +
-          kAboveMark + " ORDER BY op_id");
+          kAboveMark + " ORDER BY op_id ON CONFLICT (plan_id, op_id) DO NOTHING");
       ScopedStatement mark = writer_->query(
           "INSERT INTO op_id_marks (plan_id, merged_seq) "
           "SELECT ?1, max(seq) FROM ops WHERE plan_id = ?1 "

@@ -717,6 +717,75 @@ TEST_F(SqliteStorageTest, OpIdsAreFoundAndRefusedBeforeAndAfterTheyAreMerged) {
   EXPECT_EQ(reopened.load_plan(plan_)->last_seq, 11u);
 }
 
+// A damaged file: a plan's mark row is gone, so all its ops count as unmerged again, ids that
+// op_ids already holds included. The next merge skips those instead of failing at every commit,
+// marks the plan at its last op again, and every id is then listed and found once.
+TEST_F(SqliteStorageTest, AMergeMendsAPlanWhoseMarkWasLost) {
+  Options options{.synchronous = Options::Sync::kNormal, .read_connections = 1};
+  options.merge_op_ids_at = 8;
+  std::vector<StoredOp> all;
+  {
+    auto& s = open(options);
+    WriteBatch first = sample_batch();  // seqs 1-6
+    WriteBatch second;                  // 7-9: nine waiting, so this commit merges them
+    second.plan = plan_;
+    second.ops = {op(7, "notes", 3, 1, 1), op(8, "notes", 3, 2, 2), op(9, "notes", 3, 3, 3)};
+    const WriteBatch both[] = {first, second};
+    s.commit(both);
+    ASSERT_EQ(s.unmerged_op_ids(), 0u);
+    all = first.ops;
+    all.insert(all.end(), second.ops.begin(), second.ops.end());
+  }
+  storage_.reset();
+  auto mark_of = [&]() -> std::optional<std::int64_t> {
+    sync::sqlite::Database raw(file_);
+    auto q = raw.query("SELECT merged_seq FROM op_id_marks WHERE plan_id = ?1");
+    q->bind(1, plan_.bytes());
+    if (!q->step()) return std::nullopt;
+    return q->column_int(0);
+  };
+  ASSERT_EQ(mark_of(), 9);
+  {
+    sync::sqlite::Database raw(file_);
+    auto lose = raw.query("DELETE FROM op_id_marks WHERE plan_id = ?1");
+    lose->bind(1, plan_.bytes());
+    lose->run();
+  }
+
+  auto& s = open(options);
+  WriteBatch third;  // 10-12: the plan gets a mark of 0 and 3 ids wait
+  third.plan = plan_;
+  third.ops = {op(10, "risk", 2, 1, 1), op(11, "risk", 2, 2, 2), op(12, "risk", 2, 3, 3)};
+  s.commit({&third, 1});
+  EXPECT_EQ(s.unmerged_op_ids(), 3u);
+  WriteBatch fourth;  // 13-17: eight wait, so this commit merges everything above 0
+  fourth.plan = plan_;
+  fourth.ops = {op(13, "risk", 2, 4, 4), op(14, "risk", 2, 5, 5), op(15, "risk", 2, 6, 6),
+                op(16, "risk", 2, 7, 7), op(17, "risk", 2, 8, 8)};
+  s.commit({&fourth, 1});
+  EXPECT_EQ(s.unmerged_op_ids(), 0u);
+  all.insert(all.end(), third.ops.begin(), third.ops.end());
+  all.insert(all.end(), fourth.ops.begin(), fourth.ops.end());
+
+  const auto snap = s.load_plan(plan_);
+  std::multiset<OpId> listed(snap->op_ids.begin(), snap->op_ids.end());
+  std::multiset<OpId> expected;
+  for (const StoredOp& o : all) {
+    expected.insert(o.op_id);
+    auto ref = s.find_op(plan_, o.op_id);
+    ASSERT_TRUE(ref) << o.seq;
+    EXPECT_EQ(ref->seq, o.seq);
+  }
+  EXPECT_EQ(listed, expected);
+  WriteBatch again;
+  again.plan = plan_;
+  again.ops = {op(18, "notes", 3, 4, 4)};
+  again.ops[0].op_id = all[0].op_id;
+  EXPECT_NE(error_of([&] { s.commit({&again, 1}); }).find("already stored"), std::string::npos);
+  storage_.reset();
+  EXPECT_EQ(mark_of(), 17);
+}
+
 TEST_F(SqliteStorageTest, AFailedCommitLeavesItsOpIdsFree) {
   WriteBatch first = sample_batch();
   storage().commit({&first, 1});
