@@ -9,6 +9,7 @@
 // Every scenario runs --runs times (a fresh kithd and data directory each time, unless
 // attached) and prints each run, then the median of every figure. bench/README.md ("kithd load
 // generator") says what each figure means.
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -153,6 +154,13 @@ int run(Settings& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The generator frees every batch it receives. glibc gives a thread arena's free top back to
+  // the kernel once it passes 128 KiB (madvise) and faults it in again for the next message;
+  // on this VM, where page faults and TLB flushes are costly, that was ~20% of kithd_load's CPU,
+  // taken from the kithd it measures on the same cores (bench/README.md, 2026-11-23). It keeps
+  // what it frees instead. kithd is started with the system's defaults, as in production.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest
   Settings s;
   const std::vector<std::string> scenarios = {"fanout", "batch", "latency", "idle"};
   if (argc >= 2 && std::find(scenarios.begin(), scenarios.end(), argv[1]) != scenarios.end()) {
