@@ -61,9 +61,9 @@ class SqliteStorage final : public Storage {
     // version 6) before the writer merges them into op_ids. Once they reach it, the writer
     // merges, after each commit and in a transaction of its own, the plans with the most
     // unmerged ids, at least merge_op_ids_at / 8 ids a time, until half are left: each plan's ids
-    // in one sorted pass. Larger: fewer pages
-    // of op_ids written per op, more memory (~100 bytes an id, held by the writer), and longer
-    // merge steps (merging 2^17 ids at once took 0.3-0.8 s here), which delay that commit's acks.
+    // in one sorted pass. Larger: fewer pages of op_ids written per op, more memory (~100 bytes
+    // an id, held by the writer), and longer merge steps (merging 2^17 ids at once took
+    // 0.3-0.8 s here), which delay that commit's acks.
     std::size_t merge_op_ids_at = std::size_t{1} << 17;
   };
 
